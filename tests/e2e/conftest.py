@@ -1,0 +1,74 @@
+"""Fixtures that reach the converged Molecule box the way a participant would: HTTPS through nginx."""
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hubclient import HubUser
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = yaml.safe_load((ROOT / "molecule/default/group_vars/pophub.yml").read_text())
+BOX = os.environ.get("POPHUB_TEST_BOX", "pophub-molecule-debian12")
+PORT = int(os.environ.get("POPHUB_TEST_PORT", "18443"))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if Path(item.fspath).is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.e2e)
+
+
+def box_exec(*argv, check=True):
+    """Run a command inside the box container and return its stdout."""
+    result = subprocess.run(
+        ["docker", "exec", BOX, *argv], capture_output=True, text=True, timeout=120
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{argv} failed in {BOX}: {result.stderr.strip()}")
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def settings():
+    return SETTINGS
+
+
+@pytest.fixture(scope="session")
+def hub_url():
+    return f"https://localhost:{PORT}"
+
+
+@pytest.fixture(scope="session")
+def cafile(tmp_path_factory):
+    """The box's self-signed certificate, so every request verifies TLS for real."""
+    path = tmp_path_factory.mktemp("tls") / "box.crt"
+    path.write_text(box_exec("cat", "/etc/pophub/tls/selfsigned.crt"))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def hub_user(hub_url, cafile):
+    """Log in as a new participant with the event password."""
+
+    def login(name, password=SETTINGS["pophub_shared_password"]):
+        user = HubUser(hub_url, name, cafile)
+        user.login(password)
+        return user
+
+    return login
+
+
+@pytest.fixture(scope="module")
+def running_server(hub_user):
+    """A participant whose server was started through the hub API and is ready."""
+    user = hub_user("e2e-alice")
+    started = time.monotonic()
+    user.start_server()
+    elapsed = time.monotonic() - started
+    print(f"\nserver of {user.name} ready in {elapsed:.1f} s (start request to ready)")
+    yield user
+    user.stop_server()

@@ -1,0 +1,76 @@
+"""The whole box, driven as a participant would: over HTTPS through nginx, with a real login,
+a real container spawned by DockerSpawner, and a real query to PostGIS."""
+
+import json
+import uuid
+
+from conftest import box_exec
+
+
+def test_https_login_with_the_event_password(hub_user, hub_url, cafile):
+    user = hub_user(f"e2e-{uuid.uuid4().hex[:8]}")
+    me = user.api("GET", "/user").json()
+    assert me["name"] == user.name
+    assert me["admin"] is False
+
+
+def test_a_wrong_password_is_refused(hub_url, cafile):
+    from hubclient import HubUser
+
+    user = HubUser(hub_url, "e2e-mallory", cafile)
+    response = user.post_login("not-the-event-password")
+    assert response.status_code == 403
+    assert "jupyterhub-session-id" not in response.cookies or not user.session.cookies.get("jupyterhub-hub-login")
+
+
+def test_admins_need_the_admin_password(hub_user, hub_url, cafile, settings):
+    from hubclient import HubUser
+
+    admin = settings["pophub_admin_users"][0]
+    refused = HubUser(hub_url, admin, cafile).post_login(settings["pophub_shared_password"])
+    assert refused.status_code == 403, "an admin name logged in with the participants' password"
+    user = hub_user(admin, settings["pophub_admin_password"])
+    assert user.api("GET", "/user").json()["admin"] is True
+
+
+def test_the_server_is_a_container_on_the_user_network(running_server):
+    status = running_server.server("GET", "/status")
+    assert status.status_code == 200, status.text
+    inspect = json.loads(box_exec("docker", "inspect", f"jupyter-{running_server.name}"))[0]
+    assert inspect["State"]["Running"] is True
+    assert list(inspect["NetworkSettings"]["Networks"]) == ["pophub-users"]
+    assert inspect["Config"]["User"] == "1000", "user servers must not run as root"
+    assert "no-new-privileges" in inspect["HostConfig"]["SecurityOpt"]
+
+
+def test_a_kernel_reaches_postgis_with_the_injected_credentials(running_server):
+    code = (
+        "import os, psycopg\n"
+        "assert os.environ['PGPASSWORD'] and os.environ['PGHOST']\n"
+        "with psycopg.connect('') as conn:\n"
+        "    print(conn.execute('SELECT postgis_full_version()').fetchone()[0])\n"
+    )
+    output = running_server.run_code(code)
+    assert output.startswith('POSTGIS="3'), output
+
+
+def test_the_home_survives_a_server_restart(running_server):
+    token = uuid.uuid4().hex
+    saved = running_server.server(
+        "PUT", "/contents/persist.txt", json={"type": "file", "format": "text", "content": token}
+    )
+    assert saved.status_code in (200, 201), saved.text
+    running_server.stop_server()
+    gone = box_exec("docker", "ps", "-a", "--filter", f"name=jupyter-{running_server.name}", "-q")
+    assert gone.strip() == "", "the stopped server's container should be removed; only the volume remains"
+    running_server.start_server()
+    read = running_server.server("GET", "/contents/persist.txt")
+    assert read.status_code == 200, read.text
+    assert read.json()["content"] == token
+
+
+def test_plain_http_is_sent_to_https():
+    headers = box_exec("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "http://localhost/hub/")
+    code, location = headers.split(" ", 1)
+    assert code == "301"
+    assert location.startswith("https://localhost")

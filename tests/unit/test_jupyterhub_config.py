@@ -1,0 +1,159 @@
+"""Render the real jupyterhub_config.py template, load it with JupyterHub's own config machinery,
+instantiate the classes it names, and refuse unknown or deprecated option names."""
+
+import json
+import os
+import subprocess
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from dockerspawner import DockerSpawner
+from jupyterhub.app import JupyterHub
+from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
+from jupyterhub.auth import Authenticator
+from jupyterhub.proxy import ConfigurableHTTPProxy
+from jupyterhub.spawner import Spawner
+
+HERE = Path(__file__).resolve().parent
+CLASSES = {
+    cls.__name__: cls
+    for cls in (JupyterHub, ConfigurableHTTPProxy, Authenticator, SharedPasswordAuthenticator, Spawner, DockerSpawner)
+}
+SAMPLE = {
+    "jupyterhub_shared_password": "event-password",
+    "jupyterhub_admin_password": "a" * 32,
+    "jupyterhub_admin_users": ["organizer"],
+    "jupyterhub_image": "pophub/event:0123456789ab",
+    "jupyterhub_hub_ip": "172.28.0.1",
+    "jupyterhub_public_url": "https://hub.example.org/",
+    "jupyterhub_user_database": {
+        "host": "172.28.0.1",
+        "port": 5432,
+        "name": "event",
+        "user": "event",
+        "password_file": "/etc/pophub/secrets/postgresql-event.password",
+    },
+    "jupyterhub_cpu_limit": 1.5,
+}
+
+
+def render(tmp_path, overrides):
+    config_dir = tmp_path / "etc"
+    config_dir.mkdir()
+    overrides = {**overrides, "jupyterhub_config_dir": str(config_dir)}
+    (tmp_path / "overrides.json").write_text(json.dumps(overrides))
+    dest = config_dir / "jupyterhub_config.py"
+    subprocess.run(
+        [
+            "ansible-playbook", str(HERE / "render_template.yml"),
+            "-e", "role=jupyterhub",
+            "-e", "template=etc/jupyterhub/jupyterhub_config.py.j2",
+            "-e", f"dest={dest}",
+            "-e", f"@{tmp_path / 'overrides.json'}",
+        ],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    (config_dir / "auth.json").write_text(
+        json.dumps(
+            {
+                "shared_password": overrides.get("jupyterhub_shared_password", ""),
+                "admin_password": overrides.get("jupyterhub_admin_password", ""),
+            }
+        )
+    )
+    # What systemd hands the hub from db.env.
+    environment = {"JUPYTERHUB_DB_PASSWORD": "hub-secret", "POPHUB_USER_DB_PASSWORD": "user-secret"}
+    return dest, environment
+
+
+def load(dest, environment, monkeypatch):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    app = JupyterHub()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        app.load_config_file(str(dest))
+    return app.config
+
+
+def check_names(config):
+    """Every option set must exist on its class, be configurable, and not be deprecated."""
+    for section, values in config.items():
+        cls = CLASSES[section]
+        traits = cls.class_traits(config=True)
+        for name in values:
+            assert name in traits, f"{section}.{name} is not an option of {cls.__name__}"
+            help_text = (traits[name].help or "").lower()
+            assert "deprecated" not in help_text[:120], f"{section}.{name} is deprecated"
+
+
+@pytest.fixture
+def sample_config(tmp_path, monkeypatch):
+    dest, environment = render(tmp_path, SAMPLE)
+    return load(dest, environment, monkeypatch)
+
+
+def test_option_names_are_current(sample_config):
+    check_names(sample_config)
+
+
+def test_shared_password_authenticator(sample_config):
+    assert sample_config.JupyterHub.authenticator_class == "shared-password"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        auth = SharedPasswordAuthenticator(config=sample_config)
+    auth.check_allow_config()
+    assert auth.user_password == "event-password"
+    assert auth.admin_password == "a" * 32
+    assert auth.admin_users == {"organizer"}
+    assert auth.allow_all is True
+
+
+def test_docker_spawner_settings(sample_config):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spawner = DockerSpawner(config=sample_config, user=SimpleNamespace(name="alice"))
+    assert spawner.image == "pophub/event:0123456789ab"
+    assert spawner.network_name == "pophub-users"
+    assert spawner.use_internal_ip is True
+    assert spawner.remove is True
+    assert spawner.pull_policy == "never"
+    assert spawner.volumes == {"pophub-home-{username}": "/home/jovyan"}
+    assert spawner.volume_binds == {"pophub-home-alice": {"bind": "/home/jovyan", "mode": "rw"}}
+    assert spawner.cpu_limit == 1.5
+    assert spawner.environment["PGHOST"] == "172.28.0.1"
+    assert spawner.environment["PGPASSWORD"] == "user-secret"
+    assert spawner.extra_host_config["security_opt"] == ["no-new-privileges"]
+
+
+def test_hub_database_and_proxy(sample_config):
+    hub = sample_config.JupyterHub
+    assert hub.db_url == "postgresql+psycopg://jupyterhub:hub-secret@127.0.0.1:5432/jupyterhub"
+    assert hub.hub_bind_url == "http://172.28.0.1:8081"
+    assert hub.public_url == "https://hub.example.org/"
+    assert hub.cleanup_servers is False
+    assert sample_config.ConfigurableHTTPProxy.should_start is False
+
+
+def test_idle_culler_is_a_service_with_least_privilege(sample_config):
+    (role,) = sample_config.JupyterHub.load_roles
+    assert role["services"] == ["idle-culler"]
+    assert "admin:users" not in role["scopes"] and "admin" not in json.dumps(sample_config.JupyterHub.services)
+    assert "--timeout=3600" in sample_config.JupyterHub.services[0]["command"]
+
+
+def test_allowed_users_turn_allow_all_off(tmp_path, monkeypatch):
+    dest, environment = render(tmp_path, {**SAMPLE, "jupyterhub_allowed_users": ["alice"]})
+    config = load(dest, environment, monkeypatch)
+    auth = SharedPasswordAuthenticator(config=config)
+    assert auth.allow_all is False
+    assert auth.allowed_users == {"alice"}
+
+
+def test_no_secret_is_written_into_the_config(tmp_path):
+    dest, _ = render(tmp_path, SAMPLE)
+    text = dest.read_text()
+    assert "event-password" not in text and "a" * 32 not in text
+    assert os.stat(dest).st_mode & 0o077 == 0
