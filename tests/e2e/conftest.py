@@ -1,5 +1,6 @@
 """Fixtures that reach the converged Molecule box the way a participant would: HTTPS through nginx."""
 
+import json
 import os
 import subprocess
 import time
@@ -30,6 +31,15 @@ def box_exec(*argv, check=True):
     if check and result.returncode != 0:
         raise AssertionError(f"{argv} failed in {BOX}: {result.stderr.strip()}")
     return result.stdout
+
+
+def user_containers(name):
+    """The containers in the box, running or not, that serve `name` (found by their environment)."""
+    ids = box_exec("docker", "ps", "-aq").split()
+    if not ids:
+        return []
+    found = json.loads(box_exec("docker", "inspect", *ids))
+    return [c for c in found if f"JUPYTERHUB_USER={name}" in c["Config"]["Env"]]
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,8 @@ class HubUser:
         self.cafile = cafile
         self.session = requests.Session()
         self.session.verify = cafile
+        # Otherwise REQUESTS_CA_BUNDLE from the environment would override the box's certificate.
+        self.session.trust_env = False
         self.token = None
 
     # --- the hub ---------------------------------------------------------------------------

@@ -1,10 +1,9 @@
 """The whole box, driven as a participant would: over HTTPS through nginx, with a real login,
 a real container spawned by DockerSpawner, and a real query to PostGIS."""
 
-import json
 import uuid
 
-from conftest import box_exec
+from conftest import box_exec, user_containers
 
 
 def test_https_login_with_the_event_password(hub_user, hub_url, cafile):
@@ -36,7 +35,7 @@ def test_admins_need_the_admin_password(hub_user, hub_url, cafile, settings):
 def test_the_server_is_a_container_on_the_user_network(running_server):
     status = running_server.server("GET", "/status")
     assert status.status_code == 200, status.text
-    inspect = json.loads(box_exec("docker", "inspect", f"jupyter-{running_server.name}"))[0]
+    (inspect,) = user_containers(running_server.name)
     assert inspect["State"]["Running"] is True
     assert list(inspect["NetworkSettings"]["Networks"]) == ["pophub-users"]
     assert inspect["Config"]["User"] == "1000", "user servers must not run as root"
@@ -61,8 +60,7 @@ def test_the_home_survives_a_server_restart(running_server):
     )
     assert saved.status_code in (200, 201), saved.text
     running_server.stop_server()
-    gone = box_exec("docker", "ps", "-a", "--filter", f"name=jupyter-{running_server.name}", "-q")
-    assert gone.strip() == "", "the stopped server's container should be removed; only the volume remains"
+    assert user_containers(running_server.name) == [], "a stopped server's container is removed; its volume stays"
     running_server.start_server()
     read = running_server.server("GET", "/contents/persist.txt")
     assert read.status_code == 200, read.text
