@@ -1,0 +1,113 @@
+"""Bad inventories are refused at preflight, before anything on the box changes.
+
+All cases run in one ansible-playbook run: each case is a host of its own with the bad setting in
+its host vars, reached through a Docker connection to a container that does not exist. A case that
+got past preflight would try to connect and show up as unreachable, so "failed at preflight, never
+unreachable" proves nothing on any box was touched. A control host with good settings must pass
+preflight (and then be unreachable), so the harness itself can fail."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = {
+    "pophub_domain": "hub.example.org",
+    "pophub_shared_password": "event-password",
+    "pophub_admin_users": ["organizer"],
+    "pophub_admin_password": "x" * 32,
+}
+
+# case name -> (settings over GOOD, words the error must contain)
+CASES = {
+    "domain-with-scheme": ({"pophub_domain": "https://hub.example.org"}, "pophub_domain"),
+    "domain-with-path": ({"pophub_domain": "hub.example.org/jupyter"}, "pophub_domain"),
+    "domain-empty": ({"pophub_domain": ""}, "pophub_domain"),
+    "port-text": ({"pophub_https_port": "https"}, "pophub_https_port"),
+    "port-too-big": ({"pophub_https_port": 70000}, "pophub_https_port"),
+    "tls-unknown": ({"pophub_tls": "acme"}, "pophub_tls"),
+    "provided-without-key": (
+        {"pophub_tls": "provided", "pophub_tls_certificate": str(ROOT / "README.md")},
+        "pophub_tls_private_key",
+    ),
+    "letsencrypt-without-email": ({"pophub_tls": "letsencrypt"}, "pophub_letsencrypt_email"),
+    "letsencrypt-for-an-ip": (
+        {"pophub_tls": "letsencrypt", "pophub_letsencrypt_email": "a@example.org", "pophub_domain": "203.0.113.10"},
+        "pophub_domain",
+    ),
+    "auth-unknown": ({"pophub_auth": "ldap"}, "pophub_auth"),
+    "shared-password-short": ({"pophub_shared_password": "short"}, "pophub_shared_password"),
+    "admin-password-short": ({"pophub_admin_password": "x" * 31}, "pophub_admin_password"),
+    "admin-password-same": (
+        {"pophub_shared_password": "y" * 32, "pophub_admin_password": "y" * 32},
+        "pophub_admin_password",
+    ),
+    "admins-as-text": ({"pophub_admin_users": "organizer"}, "pophub_admin_users"),
+    "memory-in-words": ({"pophub_user_mem_limit": "2 gigs"}, "pophub_user_mem_limit"),
+    "cpu-in-words": ({"pophub_user_cpu_limit": "two"}, "pophub_user_cpu_limit"),
+    "idle-timeout-in-words": ({"pophub_idle_timeout": "1h"}, "pophub_idle_timeout"),
+    "missing-base-tarball": ({"pophub_image_base_tarball": "/nonexistent/base.tar"}, "pophub_image_base_tarball"),
+    "missing-ca-file": ({"pophub_extra_ca_certificates": ["/nonexistent/ca.crt"]}, "pophub_extra_ca_certificates"),
+    "subnet-without-mask": ({"pophub_user_subnet": "172.28.0.0"}, "pophub_user_subnet"),
+    "gateway-outside-subnet": ({"pophub_user_gateway": "10.0.0.1"}, "pophub_user_gateway"),
+}
+
+
+@pytest.fixture(scope="module")
+def preflight_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("preflight")
+    hosts = {"control": {**GOOD}}
+    for name, (settings, _) in CASES.items():
+        hosts[name] = {**GOOD, **settings}
+    for vars_ in hosts.values():
+        vars_.update(ansible_connection="community.docker.docker", ansible_host="pophub-no-such-box")
+    inventory = tmp / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"pophub": {"hosts": hosts}}))
+    # The project's ansible.cfg, less its task profiler (which would print into the JSON).
+    config = tmp / "ansible.cfg"
+    config.write_text(
+        f"[defaults]\nroles_path = {ROOT / 'roles'}\nstdout_callback = ansible.posix.json\n"
+        "fact_caching = memory\ninterpreter_python = auto_silent\n"
+    )
+    env = {**os.environ, "ANSIBLE_CONFIG": str(config)}
+    result = subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks/site.yml")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    return json.loads(result.stdout)
+
+
+def failures(run):
+    """host -> the message of the task that failed it, and the name of that task."""
+    found = {}
+    for play in run["plays"]:
+        for task in play["tasks"]:
+            for host, result in task["hosts"].items():
+                if result.get("failed") or result.get("unreachable"):
+                    # A loop's own message only says an item failed; the items say what.
+                    items = [item.get("msg", "") for item in result.get("results", []) if item.get("failed")]
+                    if items:
+                        result = {**result, "msg": " ".join(items)}
+                    found.setdefault(host, (task["task"]["name"], result))
+    return found
+
+
+def test_the_control_host_passes_preflight(preflight_run):
+    task, result = failures(preflight_run)["control"]
+    assert result.get("unreachable"), f"control failed at {task}: {result.get('msg')}"
+    assert preflight_run["stats"]["control"]["failures"] == 0
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_refused_at_preflight(preflight_run, case):
+    task, result = failures(preflight_run)[case]
+    assert task.startswith("preflight | "), f"{case} got past preflight, to {task}"
+    assert not result.get("unreachable"), f"{case} reached for the box"
+    message = result.get("msg", "")
+    assert CASES[case][1] in message, message
+    assert preflight_run["stats"][case]["unreachable"] == 0
+    print(f"{case}: {message}")
