@@ -184,3 +184,112 @@ def test_no_secret_is_written_into_the_config(tmp_path):
     text = dest.read_text()
     assert "event-password" not in text and "a" * 32 not in text
     assert os.stat(dest).st_mode & 0o077 == 0
+
+
+# --- Every login method ---------------------------------------------------------------------
+OIDC_ENDPOINTS = {
+    "authorize": "https://idp.example.org/authorize",
+    "token": "https://idp.example.org/token",
+    "userdata": "https://idp.example.org/userinfo",
+}
+METHODS = {
+    "native": {"jupyterhub_authenticator": "native", "jupyterhub_allowed_users": ["alice"]},
+    "pam": {"jupyterhub_authenticator": "pam"},
+    "github": {
+        "jupyterhub_authenticator": "github",
+        "jupyterhub_oauth_client_id": "gh-client",
+        "jupyterhub_oauth_client_secret": "gh-secret",
+        "jupyterhub_github_allowed_organizations": ["summer-school", "summer-school:participants"],
+        "jupyterhub_github_admin_teams": ["summer-school:tas"],
+    },
+    "oidc": {
+        "jupyterhub_authenticator": "oidc",
+        "jupyterhub_oauth_client_id": "oidc-client",
+        "jupyterhub_oauth_client_secret": "oidc-secret",
+        "jupyterhub_oidc_allowed_groups": ["students"],
+        "jupyterhub_oidc_admin_groups": ["teachers"],
+        "__jupyterhub_oidc_endpoints": OIDC_ENDPOINTS,
+    },
+    "dummy": {"jupyterhub_authenticator": "dummy", "jupyterhub_allow_insecure_dummy_auth": True},
+}
+
+
+def render_method(tmp_path, monkeypatch, method, **extra):
+    overrides = {**SAMPLE, **METHODS[method], **extra}
+    dest, environment = render(tmp_path, overrides)
+    auth = json.loads((dest.parent / "auth.json").read_text())
+    auth["oauth_client_secret"] = overrides.get("jupyterhub_oauth_client_secret", "")
+    (dest.parent / "auth.json").write_text(json.dumps(auth))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return checker.check(str(dest))
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_loads_without_warnings(tmp_path, monkeypatch, method):
+    app, authenticator, _ = render_method(tmp_path, monkeypatch, method)
+    assert authenticator.admin_users == {"organizer"}
+
+
+def test_native_signup_with_approval(tmp_path, monkeypatch):
+    _, auth, _ = render_method(tmp_path, monkeypatch, "native")
+    assert type(auth).__name__ == "NativeAuthenticator"
+    assert auth.open_signup is False and auth.enable_signup is True
+    assert auth.minimum_password_length == 8 and auth.check_common_password is True
+    assert auth.allow_all is True, "approval is the gate; without allow_all approved users could not log in"
+    import nativeauthenticator.handlers
+
+    assert hasattr(nativeauthenticator.handlers.LoginHandler, "statsd")
+
+
+def test_pam_checks_passwords_without_sessions(tmp_path, monkeypatch):
+    _, auth, _ = render_method(tmp_path, monkeypatch, "pam")
+    assert type(auth).__name__ == "PAMAuthenticator"
+    assert auth.open_sessions is False
+    assert auth.allowed_groups == {"pophub-pam"}
+
+
+def test_github_limits_to_org_and_team_and_makes_tas_admins(tmp_path, monkeypatch):
+    _, auth, _ = render_method(tmp_path, monkeypatch, "github")
+    assert type(auth).__name__ == "GitHubOAuthenticator"
+    assert auth.client_id == "gh-client" and auth.client_secret == "gh-secret"
+    assert auth.oauth_callback_url == "https://hub.example.org/hub/oauth_callback"
+    assert auth.allowed_organizations == {"summer-school", "summer-school:participants"}
+    assert "read:org" in auth.scope
+    assert auth.manage_groups is True and auth.admin_groups == {"summer-school:tas"}
+    teams = {"teams": [{"slug": "tas", "organization": {"login": "summer-school"}}]}
+    assert auth.auth_state_groups_key(teams) == ["summer-school:tas"]
+    assert auth.allow_all is False and auth.enable_auth_state is True
+
+
+def test_oidc_groups_from_the_claim(tmp_path, monkeypatch):
+    _, auth, _ = render_method(tmp_path, monkeypatch, "oidc")
+    assert type(auth).__name__ == "GenericOAuthenticator"
+    assert (auth.authorize_url, auth.token_url, auth.userdata_url) == tuple(OIDC_ENDPOINTS.values())
+    assert auth.username_claim == "preferred_username"
+    assert auth.scope == ["openid", "profile", "email"]
+    assert auth.auth_state_groups_key == "oauth_user.groups"
+    assert auth.allowed_groups == {"students"} and auth.admin_groups == {"teachers"}
+    assert auth.allow_all is False
+
+
+def test_dummy_is_refused_without_its_flag(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="jupyterhub_allow_insecure_dummy_auth"):
+        render_method(tmp_path, monkeypatch, "dummy", jupyterhub_allow_insecure_dummy_auth=False)
+
+
+def test_blocked_users_reach_the_authenticator(tmp_path, monkeypatch):
+    _, auth, _ = render_method(tmp_path, monkeypatch, "github", jupyterhub_blocked_users=["mallory"])
+    assert auth.blocked_users == {"mallory"}
+
+
+def test_the_checker_catches_deprecations_that_are_only_logged(tmp_path, monkeypatch):
+    dest, environment = render(tmp_path, {**SAMPLE, **METHODS["oidc"]})
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    auth = json.loads((dest.parent / "auth.json").read_text())
+    (dest.parent / "auth.json").write_text(json.dumps({**auth, "oauth_client_secret": "s"}))
+    with dest.open("a") as config:
+        config.write('c.GenericOAuthenticator.claim_groups_key = "groups"\n')
+    with pytest.raises(ValueError, match="claim_groups_key"):
+        checker.check(str(dest))

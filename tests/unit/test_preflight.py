@@ -52,6 +52,75 @@ CASES = {
     "idle-timeout-in-words": ({"pophub_idle_timeout": "1h"}, "pophub_idle_timeout"),
     "missing-base-tarball": ({"pophub_image_base_tarball": "/nonexistent/base.tar"}, "pophub_image_base_tarball"),
     "missing-ca-file": ({"pophub_extra_ca_certificates": ["/nonexistent/ca.crt"]}, "pophub_extra_ca_certificates"),
+    "blocked-admin": ({"pophub_blocked_users": ["organizer"]}, "pophub_blocked_users"),
+    "missing-users-file": ({"pophub_users_file": "/nonexistent/users.txt"}, "pophub_users_file"),
+    "native-without-admins": ({"pophub_auth": "native", "pophub_admin_users": []}, "pophub_admin_users"),
+    "native-short-minimum": (
+        {"pophub_auth": "native", "pophub_native_minimum_password_length": 4},
+        "pophub_native_minimum_password_length",
+    ),
+    "pam-without-users": ({"pophub_auth": "pam"}, "pophub_pam_users"),
+    "pam-plain-password": (
+        {"pophub_auth": "pam", "pophub_pam_users": [{"name": "alice", "password_hash": "secret123"}]},
+        "pophub_pam_users",
+    ),
+    "pam-bad-name": (
+        {"pophub_auth": "pam", "pophub_pam_users": [{"name": "Alice Smith", "password_hash": "$6$salt$hash"}]},
+        "pophub_pam_users",
+    ),
+    "github-without-secret": (
+        {"pophub_auth": "github", "pophub_github_client_id": "id", "pophub_github_allowed_organizations": ["org"]},
+        "pophub_github_client_secret",
+    ),
+    "github-open-to-everyone": (
+        {"pophub_auth": "github", "pophub_github_client_id": "id", "pophub_github_client_secret": "s"},
+        "pophub_github_allowed_organizations",
+    ),
+    "github-malformed-team": (
+        {
+            "pophub_auth": "github",
+            "pophub_github_client_id": "id",
+            "pophub_github_client_secret": "s",
+            "pophub_github_allowed_organizations": ["org:team:extra"],
+        },
+        "pophub_github_allowed_organizations",
+    ),
+    "github-admin-team-without-org": (
+        {
+            "pophub_auth": "github",
+            "pophub_github_client_id": "id",
+            "pophub_github_client_secret": "s",
+            "pophub_github_allowed_organizations": ["org"],
+            "pophub_github_admin_teams": ["tas"],
+        },
+        "pophub_github_admin_teams",
+    ),
+    "github-url-with-path": (
+        {
+            "pophub_auth": "github",
+            "pophub_github_client_id": "id",
+            "pophub_github_client_secret": "s",
+            "pophub_github_allowed_organizations": ["org"],
+            "pophub_github_url": "https://github.example.org/",
+        },
+        "pophub_github_url",
+    ),
+    "oidc-without-issuer": (
+        {"pophub_auth": "oidc", "pophub_oidc_client_id": "id", "pophub_oidc_client_secret": "s",
+         "pophub_oidc_allowed_groups": ["staff"]},
+        "pophub_oidc_issuer",
+    ),
+    "oidc-without-client-id": (
+        {"pophub_auth": "oidc", "pophub_oidc_issuer": "https://idp.example.org", "pophub_oidc_client_secret": "s",
+         "pophub_oidc_allowed_groups": ["staff"]},
+        "pophub_oidc_client_id",
+    ),
+    "oidc-open-to-everyone": (
+        {"pophub_auth": "oidc", "pophub_oidc_issuer": "https://idp.example.org", "pophub_oidc_client_id": "id",
+         "pophub_oidc_client_secret": "s"},
+        "pophub_oidc_allowed_groups",
+    ),
+    "dummy-without-the-flag": ({"pophub_auth": "dummy"}, "pophub_allow_insecure_dummy_auth"),
     "subnet-without-mask": ({"pophub_user_subnet": "172.28.0.0"}, "pophub_user_subnet"),
     "gateway-outside-subnet": ({"pophub_user_gateway": "10.0.0.1"}, "pophub_user_gateway"),
 }
