@@ -23,7 +23,7 @@ PAM_HASH = (
 )
 
 
-def converge(tmp_path_factory, **settings):
+def converge(tmp_path_factory, expect_failure=False, **settings):
     """Re-converge the box's hub with these inventory settings over the scenario's own."""
     path = tmp_path_factory.mktemp("converge") / "settings.json"
     path.write_text(json.dumps(settings))
@@ -32,6 +32,9 @@ def converge(tmp_path_factory, **settings):
         ["molecule", "converge", "--", "--tags", "event_image,jupyterhub", "--extra-vars", f"@{path}"],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
+    if expect_failure:
+        assert result.returncode != 0, "the converge should have failed"
+        return result.stdout
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     print(f"\nre-converged for pophub_auth={settings.get('pophub_auth')} in {time.monotonic() - started:.0f} s")
     wait_for_hub()
@@ -97,6 +100,20 @@ def browser(hub_url, cafile):
         return HubUser(hub_url, name, cafile)
 
     return new
+
+
+class TestABrokenConfigChangesNothing:
+    """A config that passes preflight but that JupyterHub would refuse (here: a role variable set
+    past the inventory checks) is caught on the box before it replaces anything."""
+
+    def test_the_running_hub_keeps_its_config_and_logins(self, tmp_path_factory, hub_user):
+        before = box_exec("sha256sum", "/etc/jupyterhub/jupyterhub_config.py", "/etc/jupyterhub/auth.json")
+        pid = box_exec("systemctl", "show", "-p", "MainPID", "--value", "jupyterhub").strip()
+        output = converge(tmp_path_factory, expect_failure=True, jupyterhub_shared_password="short")
+        assert "at least 8 characters" in output
+        assert box_exec("sha256sum", "/etc/jupyterhub/jupyterhub_config.py", "/etc/jupyterhub/auth.json") == before
+        assert box_exec("systemctl", "show", "-p", "MainPID", "--value", "jupyterhub").strip() == pid
+        hub_user("e2e-after-broken-config")  # the event password still logs in
 
 
 class TestNative:
