@@ -82,3 +82,31 @@ def running_server(hub_user):
     print(f"\nserver of {user.name} ready in {elapsed:.1f} s (start request to ready)")
     yield user
     user.stop_server()
+
+
+def converge(tmp_path_factory, expect_failure=False, tags="event_image,jupyterhub", **settings):
+    """Re-converge parts of the box with these inventory settings over the scenario's own, as an
+    organizer would after editing the inventory. Returns Ansible's output."""
+    path = tmp_path_factory.mktemp("converge") / "settings.json"
+    path.write_text(json.dumps(settings))
+    started = time.monotonic()
+    result = subprocess.run(
+        ["molecule", "converge", "--", "--tags", tags, "--extra-vars", f"@{path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    if expect_failure:
+        assert result.returncode != 0, "the converge should have failed"
+        return result.stdout
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    print(f"\nre-converged ({tags}) with {sorted(settings)} in {time.monotonic() - started:.0f} s")
+    wait_for_hub()
+    return result.stdout
+
+
+def wait_for_hub(timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if box_exec("curl", "-ks", "-o", "/dev/null", "-w", "%{http_code}", "https://localhost/hub/health", check=False) == "200":
+            return
+        time.sleep(1)
+    raise AssertionError("the hub did not come back after the re-converge")

@@ -72,3 +72,13 @@ def test_plain_http_is_sent_to_https():
     code, location = headers.split(" ", 1)
     assert code == "301"
     assert location.startswith("https://localhost")
+
+
+def test_the_self_signed_box_sends_no_hsts(hub_url, cafile):
+    # A browser must not be pinned to HTTPS for a name whose certificate it was only asked to accept.
+    import requests
+
+    response = requests.get(f"{hub_url}/hub/login", verify=cafile, timeout=30)
+    assert response.status_code == 200
+    assert "Strict-Transport-Security" not in response.headers
+    assert response.headers["Server"] == "nginx", "nginx must not tell its version"

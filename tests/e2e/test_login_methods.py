@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import BOX, ROOT, SETTINGS, box_exec
+from conftest import BOX, SETTINGS, box_exec, converge
 
 from hubclient import HubUser
 
@@ -21,32 +21,6 @@ PAM_PASSWORD = "pam-user-password"
 PAM_HASH = (
     "$6$pophubtestsalt0$vwMTb6CgKgWhRnJRUCopiskQDXWglnIHi2jE1oeXK2B7VpLYzMQL/mW.317Ok3ICwt4rl4en805YfHpsDcr990"
 )
-
-
-def converge(tmp_path_factory, expect_failure=False, **settings):
-    """Re-converge the box's hub with these inventory settings over the scenario's own."""
-    path = tmp_path_factory.mktemp("converge") / "settings.json"
-    path.write_text(json.dumps(settings))
-    started = time.monotonic()
-    result = subprocess.run(
-        ["molecule", "converge", "--", "--tags", "event_image,jupyterhub", "--extra-vars", f"@{path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    if expect_failure:
-        assert result.returncode != 0, "the converge should have failed"
-        return result.stdout
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    print(f"\nre-converged for pophub_auth={settings.get('pophub_auth')} in {time.monotonic() - started:.0f} s")
-    wait_for_hub()
-
-
-def wait_for_hub(timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if box_exec("curl", "-ks", "-o", "/dev/null", "-w", "%{http_code}", "https://localhost/hub/health", check=False) == "200":
-            return
-        time.sleep(1)
-    raise AssertionError("the hub did not come back after the re-converge")
 
 
 def start_in_box(unit, *argv):

@@ -1,0 +1,39 @@
+"""The organizer's own certificate (pophub_tls: provided), served by nginx and verified against the
+organizer's CA, with HSTS; the box goes back to its self-signed certificate afterwards."""
+
+import subprocess
+
+import pytest
+import requests
+from conftest import converge
+
+
+def make_ca_and_certificate(directory):
+    """An organizer's CA and a certificate for localhost that it signed, made with openssl."""
+
+    def openssl(*argv):
+        subprocess.run(["openssl", *argv], cwd=directory, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=pophub test CA",
+            "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "hub.key", "-out", "hub.csr")
+    (directory / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "hub.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+            "-extfile", "san.ext", "-out", "hub.crt")  # fmt: skip
+    (directory / "fullchain.pem").write_text((directory / "hub.crt").read_text() + (directory / "ca.crt").read_text())
+    return directory / "ca.crt", directory / "fullchain.pem", directory / "hub.key"
+
+
+@pytest.fixture(scope="module")
+def provided(tmp_path_factory):
+    ca, chain, key = make_ca_and_certificate(tmp_path_factory.mktemp("tls"))
+    converge(tmp_path_factory, tags="nginx", pophub_tls="provided", pophub_tls_certificate=str(chain),
+             pophub_tls_private_key=str(key))  # fmt: skip
+    yield ca
+    converge(tmp_path_factory, tags="nginx", pophub_tls="selfsigned")
+
+
+def test_the_provided_certificate_is_served_with_hsts(provided, hub_url):
+    response = requests.get(f"{hub_url}/hub/login", verify=str(provided), timeout=30)
+    assert response.status_code == 200
+    assert response.headers["Strict-Transport-Security"] == "max-age=63072000"
