@@ -31,7 +31,8 @@ def box_services():
         "pophub-test-metadata": ["python3", "-m", "http.server", "80", "--bind", METADATA],
     }.items():
         box_exec("systemctl", "stop", unit, check=False)
-        box_exec("systemd-run", f"--unit={unit}", "--working-directory=/var/empty", *argv)
+        box_exec("systemctl", "reset-failed", unit, check=False)
+        box_exec("systemd-run", f"--unit={unit}", "--working-directory=/tmp", *argv)
     # Both answer on the box itself, so a refusal from a container is the firewall's doing.
     for url in ("http://127.0.0.1:2222/", f"http://{METADATA}/"):
         box_exec("sh", "-c", f"for i in $(seq 30); do curl -fs -o /dev/null {url} && exit 0; sleep 0.5; done; exit 1")
