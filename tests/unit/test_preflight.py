@@ -29,6 +29,8 @@ CASES = {
     "domain-empty": ({"pophub_domain": ""}, "pophub_domain"),
     "port-text": ({"pophub_https_port": "https"}, "pophub_https_port"),
     "port-too-big": ({"pophub_https_port": 70000}, "pophub_https_port"),
+    "ssh-port-clash": ({"pophub_ssh_port": 443}, "pophub_ssh_port"),
+    "ssh-port-text": ({"pophub_ssh_port": "ssh"}, "pophub_ssh_port"),
     "tls-unknown": ({"pophub_tls": "acme"}, "pophub_tls"),
     "provided-without-key": (
         {"pophub_tls": "provided", "pophub_tls_certificate": str(ROOT / "README.md")},
