@@ -1,10 +1,14 @@
 """TLS, cookies and secrets on the box, checked the way an attacker (or an auditor) would look."""
 
+import json
 import socket
 import ssl
+import subprocess
+import time
 
 import pytest
-from conftest import PORT, box_exec
+import requests
+from conftest import BOX, PORT, box_exec
 
 
 def handshake(cafile, version):
@@ -68,3 +72,54 @@ def test_generated_secrets_are_long_random_values():
     assert len(token) == 64 and int(token, 16), "JUPYTERHUB_CRYPT_KEY must be 32 random bytes in hex"
     password = box_exec("cat", "/etc/pophub/secrets/postgresql-event.password").strip()
     assert len(password) >= 40
+
+
+def banned(jail):
+    status = box_exec("fail2ban-client", "status", jail)
+    return status.split("Banned IP list:")[1].split()
+
+
+def wait_for_ban(jail, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if banned(jail):
+            return banned(jail)
+        time.sleep(1)
+    return []
+
+
+def test_repeated_failed_hub_logins_get_the_address_banned(hub_url, cafile):
+    from hubclient import HubUser
+
+    assert banned("pophub-hub-login") == []
+    try:
+        for attempt in range(6):
+            response = HubUser(hub_url, f"e2e-guesser-{attempt}", cafile).post_login("wrong-password")
+            assert response.status_code == 403
+        addresses = wait_for_ban("pophub-hub-login")
+        assert addresses, "no address was banned after 6 failed logins"
+        with pytest.raises(requests.exceptions.RequestException):
+            requests.get(f"{hub_url}/hub/login", verify=cafile, timeout=5)
+    finally:
+        box_exec("fail2ban-client", "unban", "--all")
+    assert requests.get(f"{hub_url}/hub/login", verify=cafile, timeout=30).status_code == 200
+
+
+def test_repeated_failed_ssh_logins_get_the_address_banned():
+    inspect = json.loads(subprocess.run(["docker", "inspect", BOX], capture_output=True, check=True).stdout)[0]
+    (network, settings), *_ = inspect["NetworkSettings"]["Networks"].items()
+    attack = (
+        "apt-get -qq update >/dev/null && apt-get -qq install -y openssh-client >/dev/null && "
+        "for i in 1 2 3 4 5 6; do ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=5 "
+        f"nosuchuser@{settings['IPAddress']} true 2>/dev/null; done; hostname -i"
+    )
+    assert banned("sshd") == []
+    try:
+        attacker = subprocess.run(
+            ["docker", "run", "--rm", "--network", network, inspect["Config"]["Image"], "sh", "-c", attack],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        attacker_ip = attacker.stdout.split()[-1]
+        assert wait_for_ban("sshd") == [attacker_ip], attacker.stderr
+    finally:
+        box_exec("fail2ban-client", "unban", "--all")
