@@ -2,10 +2,11 @@
 organizer's CA, with HSTS; the box goes back to its self-signed certificate afterwards."""
 
 import subprocess
+from pathlib import Path
 
 import pytest
 import requests
-from conftest import converge
+from conftest import PORT, converge
 
 
 def make_ca_and_certificate(directory):
@@ -37,3 +38,36 @@ def test_the_provided_certificate_is_served_with_hsts(provided, hub_url):
     response = requests.get(f"{hub_url}/hub/login", verify=str(provided), timeout=30)
     assert response.status_code == 200
     assert response.headers["Strict-Transport-Security"] == "max-age=63072000"
+
+
+def test_the_tls_settings_meet_mozillas_intermediate_profile(provided):
+    """sslyze scans the server and checks the result against Mozilla's "intermediate" profile
+    (protocols, ciphers, curves, certificate), trusting the organizer's CA for the path check."""
+    from sslyze import (
+        CertificateInfoExtraArgument,
+        Scanner,
+        ScanCommandsExtraArguments,
+        ServerNetworkLocation,
+        ServerScanRequest,
+    )
+    from sslyze.mozilla_tls_profile.tls_config_checker import (
+        MozillaTlsConfiguration,
+        ServerNotCompliantWithTlsConfiguration,
+        TlsConfigurationEnum,
+        check_server_against_tls_configuration,
+    )
+
+    request = ServerScanRequest(
+        server_location=ServerNetworkLocation("localhost", PORT),
+        scan_commands_extra_arguments=ScanCommandsExtraArguments(
+            certificate_info=CertificateInfoExtraArgument(custom_ca_file=Path(provided))
+        ),
+    )
+    scanner = Scanner()
+    scanner.queue_scans([request])
+    (result,) = scanner.get_results()
+    profile = MozillaTlsConfiguration.get(TlsConfigurationEnum.MOZILLA_INTERMEDIATE)
+    try:
+        check_server_against_tls_configuration(result, profile)
+    except ServerNotCompliantWithTlsConfiguration as not_compliant:
+        pytest.fail(f"not Mozilla intermediate: {not_compliant.issues}")
