@@ -32,8 +32,8 @@ SAMPLE = {
         "host": "172.28.0.1",
         "port": 5432,
         "name": "event",
-        "user": "event",
-        "password_file": "/etc/pophub/secrets/postgresql-event.password",
+        "provisioner": "pophub_provisioner",
+        "provisioner_password_file": "/etc/pophub/secrets/postgresql-pophub_provisioner.password",
     },
     "jupyterhub_cpu_limit": 1.5,
 }
@@ -64,7 +64,7 @@ def render(tmp_path, overrides):
         )
     )
     # What systemd hands the hub from db.env.
-    environment = {"JUPYTERHUB_DB_PASSWORD": "hub-secret", "POPHUB_USER_DB_PASSWORD": "user-secret"}
+    environment = {"JUPYTERHUB_DB_PASSWORD": "hub-secret", "POPHUB_DB_PROVISIONER_PASSWORD": "provisioner-secret"}
     return dest, environment
 
 
@@ -151,7 +151,12 @@ def test_docker_spawner_settings(sample_config):
     assert spawner.volume_binds == {"pophub-home-alice": {"bind": "/home/jovyan", "mode": "rw"}}
     assert spawner.cpu_limit == 1.5
     assert spawner.environment["PGHOST"] == "172.28.0.1"
-    assert spawner.environment["PGPASSWORD"] == "user-secret"
+    assert spawner.environment["PGDATABASE"] == "event"
+    # No shared database login: each user's role and password are made just before their start.
+    assert "PGUSER" not in spawner.environment and "PGPASSWORD" not in spawner.environment
+    import inspect
+
+    assert inspect.iscoroutinefunction(spawner.pre_spawn_hook)
     assert spawner.extra_host_config["security_opt"] == ["no-new-privileges"]
 
 

@@ -1,0 +1,80 @@
+"""The event database from inside users' servers: each user has a role and a private schema of
+their own, everyone reads the shared datasets, and nothing else is let in."""
+
+import json
+
+import pytest
+from conftest import box_exec
+
+CONNECT = """
+import json, psycopg
+try:
+    with psycopg.connect(%s, connect_timeout=5) as conn:
+        print(json.dumps({"ok": conn.execute(%r).fetchall()}, default=str))
+except psycopg.Error as error:
+    print(json.dumps({"error": str(error).strip()}))
+"""
+
+
+def query(server, sql, conninfo=""):
+    return json.loads(server.run_code(CONNECT % (repr(conninfo), sql)))
+
+
+@pytest.fixture(scope="module")
+def shared_dataset():
+    """A dataset the organizer loaded as the event database's owner."""
+    box_exec(
+        "sudo", "-u", "postgres", "psql", "--quiet", "--dbname=event", "--command",
+        "SET ROLE event; DROP TABLE IF EXISTS public.sites;"
+        " CREATE TABLE public.sites (name text, geom geometry(Point, 4326));"
+        " INSERT INTO public.sites VALUES ('pier', ST_SetSRID(ST_MakePoint(-122.4, 37.8), 4326));",
+    )  # fmt: skip
+    yield "public.sites"
+    box_exec("sudo", "-u", "postgres", "psql", "--quiet", "--dbname=event", "--command", "DROP TABLE public.sites;")
+
+
+@pytest.fixture(scope="module")
+def other_user(hub_user):
+    user = hub_user("e2e-db-bob")
+    user.start_server()
+    yield user
+    user.stop_server()
+
+
+def test_each_user_has_a_role_of_their_own(running_server, other_user):
+    mine = query(running_server, "SELECT current_user")["ok"][0][0]
+    theirs = query(other_user, "SELECT current_user")["ok"][0][0]
+    assert mine.startswith("u_e2e_alice_") and theirs.startswith("u_e2e_db_bob_") and mine != theirs
+
+
+def test_private_schemas_stay_private(running_server, other_user):
+    created = query(running_server, "CREATE TABLE notes AS SELECT 'mine' AS text; SELECT current_schema")
+    schema = created["ok"][0][0]
+    assert schema.startswith("u_e2e_alice_")
+    assert query(running_server, "SELECT text FROM notes")["ok"] == [["mine"]]
+    refused = query(other_user, f"SELECT * FROM {schema}.notes")
+    assert "permission denied for schema" in refused["error"]
+
+
+def test_everyone_reads_the_shared_datasets_and_no_one_changes_them(running_server, other_user, shared_dataset):
+    for user in (running_server, other_user):
+        rows = query(user, f"SELECT name, ST_AsText(geom) FROM {shared_dataset}")["ok"]
+        assert rows == [["pier", "POINT(-122.4 37.8)"]]
+    refused = query(other_user, f"DELETE FROM {shared_dataset}")
+    assert "permission denied" in refused["error"]
+
+
+def test_the_superuser_is_refused_from_a_container(running_server):
+    refused = query(running_server, "SELECT 1", "user=postgres password=anything")
+    assert "rejects connection" in refused["error"] or "no pg_hba.conf entry" in refused["error"], refused
+
+
+def test_other_databases_are_refused(running_server):
+    refused = query(running_server, "SELECT 1", "dbname=jupyterhub")
+    assert "rejects connection" in refused["error"] or "no pg_hba.conf entry" in refused["error"], refused
+
+
+def test_only_scram_is_accepted(running_server):
+    assert "ok" in query(running_server, "SELECT 1", "require_auth=scram-sha-256")
+    refused = query(running_server, "SELECT 1", "require_auth=md5")
+    assert "scram" in refused["error"].lower() or "require_auth" in refused["error"], refused
