@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -84,23 +85,26 @@ def running_server(hub_user):
     user.stop_server()
 
 
-def converge(tmp_path_factory, expect_failure=False, tags="event_image,jupyterhub", **settings):
+def converge(tmp_path_factory, expect_failure=False, tags="event_image,jupyterhub", ansible_args=(), **settings):
     """Re-converge parts of the box with these inventory settings over the scenario's own, as an
     organizer would after editing the inventory. Returns Ansible's output."""
     path = tmp_path_factory.mktemp("converge") / "settings.json"
     path.write_text(json.dumps(settings))
     started = time.monotonic()
     result = subprocess.run(
-        ["molecule", "converge", "--", "--tags", tags, "--extra-vars", f"@{path}"],
+        ["molecule", "converge", "--", "--tags", tags, "--extra-vars", f"@{path}", *ansible_args],
+        env={**os.environ, "COLUMNS": "1000", "NO_COLOR": "1"},
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
+    # Molecule frames Ansible's output and may wrap it: compare words, not lines.
+    output = " ".join(re.sub(r"\x1b\[[0-9;]*m|│|└|─", " ", result.stdout + result.stderr).split())
     if expect_failure:
         assert result.returncode != 0, "the converge should have failed"
-        return result.stdout
+        return output
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     print(f"\nre-converged ({tags}) with {sorted(settings)} in {time.monotonic() - started:.0f} s")
     wait_for_hub()
-    return result.stdout
+    return output
 
 
 def wait_for_hub(timeout=120):

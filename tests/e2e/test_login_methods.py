@@ -90,13 +90,15 @@ class TestABrokenConfigChangesNothing:
         hub_user("e2e-after-broken-config")  # the event password still logs in
 
 
-class TestNative:
-    @pytest.fixture(scope="class", autouse=True)
-    def native(self, tmp_path_factory):
-        users_file = tmp_path_factory.mktemp("users") / "users.txt"
-        users_file.write_text("# pre-approved participants\nnat-carol\n\n")
-        converge(tmp_path_factory, pophub_auth="native", pophub_users_file=str(users_file))
+@pytest.fixture(scope="class")
+def native_method(tmp_path_factory):
+    users_file = tmp_path_factory.mktemp("users") / "users.txt"
+    users_file.write_text("# pre-approved participants\nnat-carol\n\n")
+    converge(tmp_path_factory, pophub_auth="native", pophub_users_file=str(users_file))
 
+
+@pytest.mark.usefixtures("native_method")
+class TestNative:
     def signup(self, user, password):
         form = user.session.get(f"{user.hub_url}/hub/signup", timeout=30)
         assert form.status_code == 200
@@ -141,15 +143,17 @@ class TestNative:
         assert dave.post_login("dave-native-password").status_code != 302
 
 
-class TestPam:
-    @pytest.fixture(scope="class", autouse=True)
-    def pam(self, tmp_path_factory):
-        converge(
-            tmp_path_factory,
-            pophub_auth="pam",
-            pophub_pam_users=[{"name": "pamuser", "password_hash": PAM_HASH}],
-        )
+@pytest.fixture(scope="class")
+def pam_method(tmp_path_factory):
+    converge(
+        tmp_path_factory,
+        pophub_auth="pam",
+        pophub_pam_users=[{"name": "pamuser", "password_hash": PAM_HASH}],
+    )
 
+
+@pytest.mark.usefixtures("pam_method")
+class TestPam:
     def test_a_listed_system_user_logs_in(self, browser):
         user = browser("pamuser")
         assert user.post_login(PAM_PASSWORD).status_code == 302
@@ -177,33 +181,35 @@ GITHUB_DIRECTORY = {
 }
 
 
-class TestGitHub:
-    @pytest.fixture(scope="class", autouse=True)
-    def github(self, tmp_path_factory):
-        box_exec("mkdir", "-p", "/opt/pophub-test")
-        subprocess.run(
-            ["docker", "cp", str(Path(__file__).with_name("fake_github.py")), f"{BOX}:/opt/pophub-test/"], check=True
-        )
-        box_exec("sh", "-c", f"echo '{json.dumps(GITHUB_DIRECTORY)}' > /opt/pophub-test/github.json")
-        start_in_box(
-            "pophub-test-github",
-            "python3", "/opt/pophub-test/fake_github.py", "--port", str(GITHUB_PORT),
-            "--directory", "/opt/pophub-test/github.json",
-        )  # fmt: skip
-        wait_for_port(GITHUB_PORT)
-        converge(
-            tmp_path_factory,
-            pophub_auth="github",
-            pophub_pam_users=[],
-            pophub_github_url=f"http://localhost:{GITHUB_PORT}",
-            pophub_github_client_id="pophub-test",
-            pophub_github_client_secret="pophub-test-secret",
-            pophub_github_allowed_organizations=["school:participants"],
-            pophub_github_admin_teams=["school:tas"],
-        )
-        yield
-        box_exec("systemctl", "stop", "pophub-test-github", check=False)
+@pytest.fixture(scope="class")
+def github_method(tmp_path_factory):
+    box_exec("mkdir", "-p", "/opt/pophub-test")
+    subprocess.run(
+        ["docker", "cp", str(Path(__file__).with_name("fake_github.py")), f"{BOX}:/opt/pophub-test/"], check=True
+    )
+    box_exec("sh", "-c", f"echo '{json.dumps(GITHUB_DIRECTORY)}' > /opt/pophub-test/github.json")
+    start_in_box(
+        "pophub-test-github",
+        "python3", "/opt/pophub-test/fake_github.py", "--port", str(GITHUB_PORT),
+        "--directory", "/opt/pophub-test/github.json",
+    )  # fmt: skip
+    wait_for_port(GITHUB_PORT)
+    converge(
+        tmp_path_factory,
+        pophub_auth="github",
+        pophub_pam_users=[],
+        pophub_github_url=f"http://localhost:{GITHUB_PORT}",
+        pophub_github_client_id="pophub-test",
+        pophub_github_client_secret="pophub-test-secret",
+        pophub_github_allowed_organizations=["school:participants"],
+        pophub_github_admin_teams=["school:tas"],
+    )
+    yield
+    box_exec("systemctl", "stop", "pophub-test-github", check=False)
 
+
+@pytest.mark.usefixtures("github_method")
+class TestGitHub:
     def test_a_team_member_logs_in(self, browser):
         user = browser("gh-student")
         back = oauth_login(user, {"login": "gh-student"})
@@ -228,43 +234,49 @@ class TestGitHub:
         assert box_exec("getent", "passwd", "pamuser", check=False) == ""
 
 
-class TestOpenIDConnect:
-    @pytest.fixture(scope="class", autouse=True)
-    def oidc(self, tmp_path_factory):
-        # oidc-provider-mock: a real OpenID Connect provider, run inside the box.
-        box_exec(
-            "sh", "-c",
-            "test -x /opt/pophub-test/idp/bin/oidc-provider-mock || "
-            "(python3 -m venv /opt/pophub-test/idp && PIP_CERT=/etc/ssl/certs/ca-certificates.crt "
-            "/opt/pophub-test/idp/bin/pip install -q oidc-provider-mock==0.3.4)",
-        )  # fmt: skip
-        start_in_box(
-            "pophub-test-oidc",
-            "/opt/pophub-test/idp/bin/oidc-provider-mock", "--host", "0.0.0.0", "--port", str(OIDC_PORT),
-        )  # fmt: skip
-        wait_for_port(OIDC_PORT)
-        idp = f"http://localhost:{OIDC_PORT}"
-        for sub, groups in {
-            "oidc-teacher": ["teachers"],
-            "oidc-student": ["students"],
-            "oidc-visitor": ["visitors"],
-            "oidc-blocked": ["students"],
-        }.items():
-            claims = {"sub": sub, "preferred_username": sub, "email": f"{sub}@example.org", "groups": groups}
-            assert requests.put(f"{idp}/users/{sub}", json=claims, timeout=10).status_code == 204
-        converge(
-            tmp_path_factory,
-            pophub_auth="oidc",
-            pophub_oidc_issuer=idp,
-            pophub_oidc_client_id="pophub-test",
-            pophub_oidc_client_secret="pophub-test-secret",
-            pophub_oidc_allowed_groups=["students"],
-            pophub_oidc_admin_groups=["teachers"],
-            pophub_blocked_users=["oidc-blocked"],
-        )
-        yield
-        box_exec("systemctl", "stop", "pophub-test-oidc", check=False)
+@pytest.fixture(scope="class")
+def oidc_method(tmp_path_factory):
+    # oidc-provider-mock: a real OpenID Connect provider, run inside the box.
+    box_exec(
+        "sh", "-c",
+        "test -x /opt/pophub-test/idp/bin/oidc-provider-mock || "
+        "(python3 -m venv /opt/pophub-test/idp && PIP_CERT=/etc/ssl/certs/ca-certificates.crt "
+        "/opt/pophub-test/idp/bin/pip install -q oidc-provider-mock==0.3.4)",
+    )  # fmt: skip
+    start_in_box(
+        "pophub-test-oidc",
+        "/opt/pophub-test/idp/bin/oidc-provider-mock", "--host", "0.0.0.0", "--port", str(OIDC_PORT),
+    )  # fmt: skip
+    wait_for_port(OIDC_PORT)
+    idp = f"http://localhost:{OIDC_PORT}"
+    for sub, groups in {
+        "oidc-teacher": ["teachers"],
+        "oidc-student": ["students"],
+        "oidc-visitor": ["visitors"],
+        "oidc-blocked": ["students"],
+    }.items():
+        claims = {"sub": sub, "preferred_username": sub, "email": f"{sub}@example.org", "groups": groups}
+        assert requests.put(f"{idp}/users/{sub}", json=claims, timeout=10).status_code == 204
+    # Verbose and with diffs, as an organizer debugging a login would run it: still no secret shows.
+    output = converge(
+        tmp_path_factory,
+        ansible_args=("-v", "--diff"),
+        pophub_auth="oidc",
+        pophub_oidc_issuer=idp,
+        pophub_oidc_client_id="pophub-test",
+        pophub_oidc_client_secret="pophub-test-secret",
+        pophub_oidc_allowed_groups=["students"],
+        pophub_oidc_admin_groups=["teachers"],
+        pophub_blocked_users=["oidc-blocked"],
+    )
+    for secret in ("pophub-test-secret", SETTINGS["pophub_shared_password"], SETTINGS["pophub_admin_password"]):
+        assert secret not in output, "a secret was printed in Ansible's output"
+    yield
+    box_exec("systemctl", "stop", "pophub-test-oidc", check=False)
 
+
+@pytest.mark.usefixtures("oidc_method")
+class TestOpenIDConnect:
     def test_a_student_logs_in(self, browser):
         user = browser("oidc-student")
         assert oauth_login(user, {"sub": "oidc-student"}).status_code == 302
