@@ -15,10 +15,16 @@ def make_ca_and_certificate(directory):
     def openssl(*argv):
         subprocess.run(["openssl", *argv], cwd=directory, check=True, capture_output=True)
 
+    # The extensions a strict RFC 5280 validator (as sslyze uses) asks of a CA and a server certificate.
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=pophub test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
             "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "hub.key", "-out", "hub.csr")
-    (directory / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    (directory / "san.ext").write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+    )
     openssl("x509", "-req", "-in", "hub.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
             "-extfile", "san.ext", "-out", "hub.crt")  # fmt: skip
     (directory / "fullchain.pem").write_text((directory / "hub.crt").read_text() + (directory / "ca.crt").read_text())
