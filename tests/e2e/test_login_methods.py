@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from conftest import BOX, SETTINGS, box_exec, converge
 from hubclient import HubUser
 
 OIDC_PORT, GITHUB_PORT = 19400, 19401
+# Sign-ups live in the hub's database, so names are new on every run against the same box.
+RUN = uuid.uuid4().hex[:6]
 PAM_PASSWORD = "pam-user-password"
 # openssl passwd -6 -salt pophubtestsalt0 pam-user-password
 PAM_HASH = (
@@ -93,7 +96,7 @@ class TestABrokenConfigChangesNothing:
 @pytest.fixture(scope="class")
 def native_method(tmp_path_factory):
     users_file = tmp_path_factory.mktemp("users") / "users.txt"
-    users_file.write_text("# pre-approved participants\nnat-carol\n\n")
+    users_file.write_text(f"# pre-approved participants\nnat-carol-{RUN}\n\n")
     converge(tmp_path_factory, pophub_auth="native", pophub_users_file=str(users_file))
 
 
@@ -115,30 +118,32 @@ class TestNative:
 
     def test_sign_up_then_approval_then_login(self, browser):
         admin = browser(SETTINGS["pophub_admin_users"][0])
-        assert "successful" in self.signup(admin, "organizer-native-password").text
+        answer = self.signup(admin, "organizer-native-password").text
+        # The admin's name is fixed, so on a box that ran these tests before it is taken already.
+        assert "successful" in answer or "username is already in use" in answer, answer
         assert admin.post_login("organizer-native-password").status_code == 302
 
-        bob = browser("nat-bob")
+        bob = browser(f"nat-bob-{RUN}")
         assert "sent to the admin" in self.signup(bob, "bob-native-password").text
         refused = bob.post_login("bob-native-password")
         assert refused.status_code != 302 and "not been authorized" in refused.text
 
-        approve = admin.session.get(f"{admin.hub_url}/hub/authorize/nat-bob", allow_redirects=False, timeout=30)
+        approve = admin.session.get(f"{admin.hub_url}/hub/authorize/{bob.name}", allow_redirects=False, timeout=30)
         assert approve.status_code == 302
         assert bob.post_login("bob-native-password").status_code == 302
-        assert whoami(bob)["name"] == "nat-bob"
+        assert whoami(bob)["name"] == bob.name
 
     def test_a_listed_user_needs_no_approval(self, browser):
-        carol = browser("nat-carol")
+        carol = browser(f"nat-carol-{RUN}")
         self.signup(carol, "carol-native-password")
         assert carol.post_login("carol-native-password").status_code == 302
 
     def test_only_admins_approve(self, browser):
-        carol = browser("nat-carol")
+        carol = browser(f"nat-carol-{RUN}")
         assert carol.post_login("carol-native-password").status_code == 302
-        dave = browser("nat-dave")
+        dave = browser(f"nat-dave-{RUN}")
         self.signup(dave, "dave-native-password")
-        response = carol.session.get(f"{carol.hub_url}/hub/authorize/nat-dave", allow_redirects=False, timeout=30)
+        response = carol.session.get(f"{carol.hub_url}/hub/authorize/{dave.name}", allow_redirects=False, timeout=30)
         assert response.status_code == 403
         assert dave.post_login("dave-native-password").status_code != 302
 

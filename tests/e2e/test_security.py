@@ -8,7 +8,7 @@ import time
 
 import pytest
 import requests
-from conftest import BOX, PORT, box_exec
+from conftest import BOX, PORT, SETTINGS, box_exec
 
 
 def handshake(cafile, version):
@@ -93,11 +93,11 @@ def test_repeated_failed_hub_logins_get_the_address_banned(hub_url, cafile):
 
     assert banned("pophub-hub-login") == []
     try:
-        for attempt in range(6):
+        for attempt in range(SETTINGS["host_security_fail2ban_maxretry"] + 1):
             response = HubUser(hub_url, f"e2e-guesser-{attempt}", cafile).post_login("wrong-password")
             assert response.status_code == 403
         addresses = wait_for_ban("pophub-hub-login")
-        assert addresses, "no address was banned after 6 failed logins"
+        assert addresses, "no address was banned after repeated failed logins"
         with pytest.raises(requests.exceptions.RequestException):
             requests.get(f"{hub_url}/hub/login", verify=cafile, timeout=5)
     finally:
@@ -110,7 +110,7 @@ def test_repeated_failed_ssh_logins_get_the_address_banned():
     (network, settings), *_ = inspect["NetworkSettings"]["Networks"].items()
     attack = (
         "apt-get -qq update >/dev/null && apt-get -qq install -y openssh-client >/dev/null && "
-        "for i in 1 2 3 4 5 6; do ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=5 "
+        f"for i in $(seq {SETTINGS['host_security_fail2ban_maxretry'] + 1}); do ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=5 "
         f"nosuchuser@{settings['IPAddress']} true 2>/dev/null; done; hostname -i"
     )
     assert banned("sshd") == []
