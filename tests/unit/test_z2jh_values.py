@@ -1,0 +1,489 @@
+"""The Zero to JupyterHub export: real inventories through the real playbook, checked as helm would.
+
+One ansible-playbook run exports every case in tests/unit/z2jh/hosts.yml, each a host of its own
+whose box is a Docker container that does not exist: a task that reached for it would show up as
+unreachable, so "nothing unreachable" proves the export never touches the box. Each exported pair of
+files is merged over the chart's values.yaml and validated against its values schema (helm's check),
+its hub.config is loaded into the real authenticator class with unknown and deprecated option names
+refused (the schema lets anything through there), and the values are looked up where they must land.
+
+The chart's files come from ../shared/z2jh beside the project (or POPHUB_Z2JH_DIR); without them the
+tests fail, never skip."""
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import warnings
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+CASES_DIR = HERE / "z2jh"
+CHART = Path(os.environ.get("POPHUB_Z2JH_DIR") or Path(__file__).resolve().parents[2].parent / "shared" / "z2jh")
+VALIDATOR = ROOT / "files/z2jh-validate"
+REGISTRY = "registry.example.org/summer-school"
+# The ansible-playbook of the Python running the tests, so the playbook's check finds jsonschema.
+ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
+DEFAULT_IMAGE = yaml.safe_load((ROOT / "playbooks/group_vars/all.yml").read_text())["pophub_images"][0]["name"]
+
+
+def load_script(path, name):
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    module = importlib.util.module_from_spec(spec)
+    exec(compile(path.read_text(), str(path), "exec"), module.__dict__)
+    return module
+
+
+validator = load_script(VALIDATOR, "z2jh_validate")
+checker = load_script(ROOT / "roles/jupyterhub/files/pophub-check-config", "pophub_check_config")
+
+EXPORTED = ["shared-password", "native", "github", "oidc-discovery", "oidc-endpoints", "dummy", "multi-image"]
+# case -> (the task that refuses it, words its message must contain)
+REFUSED = {
+    "pam": ("PAM logins have no Kubernetes equivalent", ["pophub_auth is 'pam'", "no equivalent", "native"]),
+    "no-registry": ("The images have a registry to come from", ["pophub_z2jh_image_registry is ''"]),
+    "registry-with-scheme": ("The images have a registry to come from", ["without https://"]),
+    "bad-database-url": ("The event database URL is a PostgreSQL URL", ["pophub_z2jh_database_url is not"]),
+    "bad-domain": ("preflight | The box has a name", ["pophub_domain"]),
+    "chart-refuses": ("Write the chart values", ["cull.timeout", "3600"]),
+}
+
+
+def missing_chart():
+    """Why the chart's files cannot be used, or None."""
+    missing = [name for name in ("values.yaml", "values.schema.yaml") if not (CHART / name).is_file()]
+    if missing:
+        return (
+            f"the Zero to JupyterHub chart's {' and '.join(missing)} not found in {CHART}: these tests check the "
+            "export against them. Put the chart's files there (../shared/z2jh beside the project) or point "
+            "POPHUB_Z2JH_DIR at a directory holding them"
+        )
+    return None
+
+
+@pytest.fixture(scope="session")
+def chart():
+    if missing_chart():
+        pytest.fail(missing_chart(), pytrace=False)
+    return CHART
+
+
+def test_the_chart_is_there():
+    assert missing_chart() is None, missing_chart()
+
+
+class _Discovery(BaseHTTPRequestHandler):
+    """An OpenID provider's discovery document, at /realms/school/.well-known/openid-configuration."""
+
+    def do_GET(self):  # noqa: N802 (the name http.server calls)
+        base = f"http://{self.server.server_address[0]}:{self.server.server_address[1]}/realms/school"
+        if self.path != "/realms/school/.well-known/openid-configuration":
+            self.send_error(404)
+            return
+        body = json.dumps(
+            {
+                "issuer": base,
+                "authorization_endpoint": f"{base}/protocol/openid-connect/auth",
+                "token_endpoint": f"{base}/protocol/openid-connect/token",
+                "userinfo_endpoint": f"{base}/protocol/openid-connect/userinfo",
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def idp():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Discovery)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def run_playbook(tmp, *args):
+    # The project's ansible.cfg, less its task profiler (which would print into the JSON).
+    config = tmp / "ansible.cfg"
+    config.write_text("[defaults]\nstdout_callback = ansible.posix.json\nfact_caching = memory\nforks = 20\n")
+    env = {**os.environ, "ANSIBLE_CONFIG": str(config), "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1"}
+    result = subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", str(CASES_DIR / "hosts.yml"), str(ROOT / "playbooks/z2jh-values.yml"),
+         "--vault-password-file", str(CASES_DIR / "files/vault-password"), *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    try:
+        return json.loads(result.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"ansible-playbook printed no JSON:\n{result.stdout}\n{result.stderr}")
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory, chart, idp):
+    tmp = tmp_path_factory.mktemp("z2jh")
+    out = tmp / "out"
+    out.mkdir()
+    # The chart with one more rule its real schema lacks, in the test's own scratch directory.
+    strict = tmp / "strict-chart"
+    strict.mkdir()
+    shutil.copy(chart / "values.yaml", strict / "values.yaml")
+    schema = yaml.safe_load((chart / "values.schema.yaml").read_text())
+    schema["properties"]["cull"]["properties"]["timeout"]["maximum"] = 60
+    (strict / "values.schema.yaml").write_text(yaml.safe_dump(schema))
+    extra = ["-e", f"z2jh_out_dir={out}", "-e", f"z2jh_test_chart={chart}", "-e", f"z2jh_strict_chart={strict}",
+             "-e", f"z2jh_test_idp={idp}"]  # fmt: skip
+    run = run_playbook(tmp, *extra)
+    return {"run": run, "out": out, "tmp": tmp, "extra": extra, "idp": idp}
+
+
+def failures(run):
+    """host -> (name of the task that failed it, its result)."""
+    found = {}
+    for play in run["plays"]:
+        for task in play["tasks"]:
+            for host, result in task["hosts"].items():
+                if result.get("failed") or result.get("unreachable"):
+                    items = [item.get("msg", "") for item in result.get("results", []) if item.get("failed")]
+                    if items:
+                        result = {**result, "msg": " ".join(items)}
+                    found.setdefault(host, (task["task"]["name"], result))
+    return found
+
+
+def files_of(export, case):
+    return export["out"] / f"{case}.yaml", export["out"] / f"{case}.secrets.yaml"
+
+
+def exported(export, chart, case):
+    """(values, secrets, what helm would render with) of a case, after helm's check passed."""
+    failed = failures(export["run"]).get(case)
+    assert failed is None, f"{case} failed at {failed[0]}: {failed[1].get('msg')} {failed[1].get('stderr', '')}"
+    values_path, secrets_path = files_of(export, case)
+    values = yaml.safe_load(values_path.read_text())
+    secrets = yaml.safe_load(secrets_path.read_text())
+    assert validator.problems(chart, values, secrets) == []
+    return values, secrets, validator.merged_values(chart, values, secrets)
+
+
+def authenticator(merged):
+    """The authenticator the chart's hub would make from hub.config and hub.extraConfig."""
+    from jupyterhub import orm
+    from jupyterhub.app import JupyterHub
+    from traitlets.config import Config
+
+    config = Config(merged["hub"]["config"])
+    for name in sorted(merged["hub"].get("extraConfig", {})):
+        exec(merged["hub"]["extraConfig"][name], {"c": config})
+    cls = entry_points(group="jupyterhub.authenticators")[config.JupyterHub.authenticator_class].load()
+    assert checker.option_problems(config, checker.configurable_classes(JupyterHub, cls)) == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        auth = cls(config=config, _deprecated_db_session=orm.new_session_factory("sqlite:///:memory:")())
+    auth.check_allow_config()
+    return auth
+
+
+def unmapped(export, case):
+    """The header's list of what was not carried over, as one line of text."""
+    values_path, _ = files_of(export, case)
+    comments = [line.lstrip("# ").strip() for line in values_path.read_text().splitlines() if line.startswith("#")]
+    return " ".join(comments)
+
+
+# --- The run as a whole ------------------------------------------------------------------------
+class _InventoryLoader(yaml.SafeLoader):
+    """Reads the test inventory, leaving its vaulted values encrypted."""
+
+
+_InventoryLoader.add_constructor("!vault", lambda loader, node: loader.construct_scalar(node))
+
+
+def test_every_case_in_the_inventory_is_checked():
+    hosts = yaml.load((CASES_DIR / "hosts.yml").read_text(), Loader=_InventoryLoader)["pophub"]["hosts"]  # noqa: S506
+    assert sorted(hosts) == sorted(EXPORTED + list(REFUSED))
+
+
+def test_nothing_reached_for_the_box(export):
+    stats = export["run"]["stats"]
+    assert sorted(stats) == sorted(EXPORTED + list(REFUSED))
+    assert {host: s["unreachable"] for host, s in stats.items() if s["unreachable"]} == {}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_refused_with_a_clear_sentence_and_nothing_written(export, case):
+    task, result = failures(export["run"])[case]
+    expected_task, words = REFUSED[case]
+    assert task.startswith(expected_task), f"{case} failed at {task}: {result.get('msg')}"
+    message = result.get("msg", "") + result.get("stderr", "")
+    for word in words:
+        assert word in message, message
+    assert not any(path.exists() for path in files_of(export, case))
+    print(f"{case}: {message}")
+
+
+def test_a_bad_database_url_is_not_echoed(export):
+    _, result = failures(export["run"])["bad-database-url"]
+    assert "hunter2-secret" not in json.dumps(result)
+
+
+def test_a_second_run_changes_nothing(export):
+    run = run_playbook(export["tmp"], *export["extra"], "--limit", "shared-password,multi-image")
+    assert {host: s["changed"] for host, s in run["stats"].items()} == {"shared-password": 0, "multi-image": 0}
+
+
+# --- Every login method ------------------------------------------------------------------------
+def test_shared_password(export, chart):
+    values, secrets, merged = exported(export, chart, "shared-password")
+    assert merged["hub"]["config"]["JupyterHub"] == {"authenticator_class": "shared-password"}
+    auth = authenticator(merged)
+    assert type(auth).__name__ == "SharedPasswordAuthenticator"
+    # Vaulted in the inventory, plain in the secrets file (helm cannot decrypt), absent from the values.
+    assert auth.user_password == "vaulted-event-password"
+    assert auth.admin_password == "admin-password-of-32-characters-"
+    assert auth.admin_users == {"organizer"} and auth.allow_all is True
+    values_text, secrets_text = (path.read_text() for path in files_of(export, "shared-password"))
+    assert "vaulted-event-password" not in values_text and "admin-password-of" not in values_text
+    assert "$ANSIBLE_VAULT" not in secrets_text
+    assert os.stat(files_of(export, "shared-password")[1]).st_mode & 0o077 == 0
+
+
+def test_native(export, chart):
+    values, secrets, merged = exported(export, chart, "native")
+    auth = authenticator(merged)
+    assert type(auth).__name__ == "NativeAuthenticator"
+    assert auth.enable_signup is True and auth.open_signup is False
+    assert auth.minimum_password_length == 10 and auth.check_common_password is True
+    assert auth.allow_all is True
+    # The listed names and the bulk file's.
+    assert auth.allowed_users == {"alice", "carol", "dave"} and auth.blocked_users == {"mallory"}
+    assert "hub" not in secrets
+
+
+def test_github(export, chart):
+    values, secrets, merged = exported(export, chart, "github")
+    auth = authenticator(merged)
+    assert type(auth).__name__ == "GitHubOAuthenticator"
+    assert auth.client_id == "Ov23liTestClientId" and auth.client_secret == "github-client-secret-value"
+    assert auth.oauth_callback_url == "https://hub.example.org:8443/hub/oauth_callback"
+    assert auth.allowed_organizations == {"summer-school", "summer-school:participants"}
+    assert "read:org" in auth.scope and auth.allow_all is False and auth.enable_auth_state is True
+    assert auth.manage_groups is True and auth.admin_groups == {"summer-school:tutors"}
+    teams = {"teams": [{"slug": "tutors", "organization": {"login": "summer-school"}}]}
+    assert auth.auth_state_groups_key(teams) == ["summer-school:tutors"]
+    assert auth.blocked_users == {"mallory"} and auth.admin_users == {"organizer"}
+    assert "github-client-secret-value" not in files_of(export, "github")[0].read_text()
+    assert secrets == {"hub": {"config": {"GitHubOAuthenticator": {"client_secret": "github-client-secret-value"}}}}
+
+
+def test_oidc_with_discovery(export, chart):
+    values, secrets, merged = exported(export, chart, "oidc-discovery")
+    auth = authenticator(merged)
+    base = f"{export['idp']}/realms/school/protocol/openid-connect"
+    assert type(auth).__name__ == "GenericOAuthenticator"
+    assert (auth.authorize_url, auth.token_url, auth.userdata_url) == (
+        f"{base}/auth",
+        f"{base}/token",
+        f"{base}/userinfo",
+    )
+    assert auth.client_secret == "oidc-client-secret-value" and auth.login_service == "Summer School login"
+    assert auth.manage_groups is True and auth.auth_state_groups_key == "oauth_user.groups"
+    assert auth.allowed_groups == {"participants"} and auth.admin_groups == {"organizers"}
+    assert auth.allow_all is False and auth.enable_auth_state is True
+
+
+def test_oidc_with_endpoints_open_to_all(export, chart):
+    values, secrets, merged = exported(export, chart, "oidc-endpoints")
+    auth = authenticator(merged)
+    assert auth.authorize_url == "https://idp.example.org/authorize"
+    assert auth.userdata_url == "https://idp.example.org/userinfo"
+    assert auth.username_claim == "email" and auth.scope == ["openid", "email"]
+    assert auth.allow_all is True and auth.manage_groups is False
+
+
+def test_dummy(export, chart):
+    values, secrets, merged = exported(export, chart, "dummy")
+    auth = authenticator(merged)
+    assert type(auth).__name__ == "DummyAuthenticator" and auth.allow_all is True
+    assert secrets == {}
+
+
+# --- What users get ------------------------------------------------------------------------------
+def test_multi_image_event_gets_a_profile_per_image(export, chart):
+    values, secrets, merged = exported(export, chart, "multi-image")
+    singleuser = merged["singleuser"]
+    assert singleuser["image"] == {
+        "name": f"{REGISTRY}/python",
+        "tag": "2026.07",
+        "pullPolicy": None,
+        "pullSecrets": [],
+    }
+    assert singleuser["profileList"] == [
+        {"display_name": "Python 3 with JupyterLab", "slug": "python", "default": True,
+         "kubespawner_override": {"image": f"{REGISTRY}/python:2026.07"}},
+        {"display_name": "Geospatial (GeoPandas, PostGIS tools)", "slug": "geo",
+         "kubespawner_override": {"image": f"{REGISTRY}/geo:2026.07"}},
+        {"display_name": "R with the tidyverse", "slug": "r",
+         "kubespawner_override": {"image": f"{REGISTRY}/r:2026.07"}},
+    ]  # fmt: skip
+    auth = authenticator(merged)
+    assert auth.allowed_users == {"alice", "bob"} and auth.allow_all is False
+
+
+def test_a_single_image_needs_no_choice(export, chart):
+    _, _, merged = exported(export, chart, "dummy")
+    assert merged["singleuser"]["image"]["name"] == f"{REGISTRY}/{DEFAULT_IMAGE}"
+    assert merged["singleuser"]["image"]["tag"] == "2026.07" and merged["singleuser"]["image"]["pullPolicy"] is None
+    assert merged["singleuser"]["profileList"] == []
+
+
+def test_a_moving_tag_is_pulled_at_every_start(export, chart):
+    _, _, merged = exported(export, chart, "oidc-discovery")
+    assert merged["singleuser"]["image"]["tag"] == "latest"
+    assert merged["singleuser"]["image"]["pullPolicy"] == "Always"
+
+
+def test_limits(export, chart):
+    _, _, small = exported(export, chart, "shared-password")
+    _, _, large = exported(export, chart, "github")
+    _, _, fractional = exported(export, chart, "multi-image")
+    # Never a guarantee above the limit; the chart's 1G otherwise.
+    assert small["singleuser"]["memory"] == {"limit": "512M", "guarantee": "512M"}
+    assert large["singleuser"]["memory"] == {"limit": "4G", "guarantee": "1G"}
+    assert small["singleuser"]["cpu"] == {"limit": None, "guarantee": None}
+    assert large["singleuser"]["cpu"]["limit"] == 2.0 and fractional["singleuser"]["cpu"]["limit"] == 0.5
+
+
+def test_culling(export, chart):
+    _, _, off = exported(export, chart, "shared-password")
+    _, _, short = exported(export, chart, "native")
+    assert off["cull"]["enabled"] is False
+    assert short["cull"]["enabled"] is True and short["cull"]["timeout"] == 1800
+
+
+def test_admin_users_with_every_method(export, chart):
+    for case in EXPORTED:
+        _, _, merged = exported(export, chart, case)
+        assert merged["hub"]["config"]["Authenticator"]["admin_users"] == ["organizer"], case
+
+
+def test_shared_data_as_extra_volumes(export, chart):
+    _, _, merged = exported(export, chart, "multi-image")
+    storage = merged["singleuser"]["storage"]
+    assert storage["extraVolumes"] == [
+        {"name": "pophub-data", "persistentVolumeClaim": {"claimName": "school-data", "readOnly": True}},
+        {"name": "pophub-shared", "persistentVolumeClaim": {"claimName": "school-shared"}},
+    ]
+    assert storage["extraVolumeMounts"] == [
+        {"name": "pophub-data", "mountPath": "/srv/data", "readOnly": True},
+        {"name": "pophub-shared", "mountPath": "/srv/shared"},
+    ]
+    # The chart's own home volumes stay as they are.
+    assert storage["type"] == "dynamic" and storage["homeMountPath"] == "/home/jovyan"
+    assert "ln -s" in " ".join(merged["singleuser"]["lifecycleHooks"]["postStart"]["exec"]["command"])
+
+
+def test_a_directory_without_a_claim_is_left_out_and_said_so(export, chart):
+    _, _, merged = exported(export, chart, "github")
+    assert [v["name"] for v in merged["singleuser"]["storage"]["extraVolumes"]] == ["pophub-shared"]
+    assert [m["mountPath"] for m in merged["singleuser"]["storage"]["extraVolumeMounts"]] == ["/srv/shared"]
+    assert "pophub_z2jh_data_claim is empty" in unmapped(export, "github")
+
+
+def test_the_event_database_becomes_an_external_url(export, chart):
+    values, secrets, merged = exported(export, chart, "shared-password")
+    assert merged["singleuser"]["extraEnv"] == {
+        "PGHOST": "db.example.org", "PGPORT": "6432", "PGDATABASE": "event", "PGUSER": "reader",
+        "PGSSLMODE": "require", "PGPASSWORD": "p@ss/word",
+    }  # fmt: skip
+    assert "PGPASSWORD" not in values["singleuser"]["extraEnv"]
+    assert "per-user roles and private schemas" in unmapped(export, "shared-password")
+
+
+def test_tls(export, chart):
+    _, _, letsencrypt = exported(export, chart, "shared-password")
+    values, secrets, provided = exported(export, chart, "native")
+    assert letsencrypt["proxy"]["https"] == {
+        **letsencrypt["proxy"]["https"], "enabled": True, "type": "letsencrypt", "hosts": ["hub.example.org"],
+        "letsencrypt": {"contactEmail": "organizer@example.org",
+                        "acmeServer": "https://acme-v02.api.letsencrypt.org/directory"},
+    }  # fmt: skip
+    assert provided["proxy"]["https"]["type"] == "manual"
+    assert provided["proxy"]["https"]["manual"]["cert"] == "test-only certificate chain, not a real one"
+    assert secrets["proxy"]["https"]["manual"]["key"] == "test-only key, not a real one"
+    assert "key" not in values["proxy"]["https"]["manual"]
+
+
+def test_what_has_no_equivalent_is_said_plainly(export, chart):
+    said = unmapped(export, "github")
+    for words in ("Start-up hooks (pophub_start_hooks: 10-welcome)", "git sync of https://github.com/example/course.git",
+                  "loading into the database", "no self-signed mode", "pophub_https_port 8443",
+                  "set pophub_z2jh_database_url", "SSH, fail2ban"):  # fmt: skip
+        assert words in said, said
+    assert "self-signed" not in unmapped(export, "shared-password")
+
+
+# --- The validator: helm's merge and schema check ----------------------------------------------------
+def test_the_validator_refuses_an_unknown_top_level_key(chart):
+    assert validator.problems(chart, {"hubb": {"config": {}}}) == [
+        "(top level): Additional properties are not allowed ('hubb' was unexpected)"
+    ]
+
+
+def test_the_validator_refuses_a_wrong_type(chart):
+    problems = validator.problems(chart, {"cull": {"timeout": "1h"}, "singleuser": {"cpu": {"limit": "2"}}})
+    assert problems == [
+        "cull.timeout: '1h' is not of type 'integer', 'null'",
+        "singleuser.cpu.limit: '2' is not of type 'number', 'null'",
+    ]
+
+
+def test_the_merge_is_helms(chart):
+    merged = validator.merged_values(
+        chart,
+        {"hub": {"config": {"JupyterHub": {"admin_access": None}}},
+         "singleuser": {"profileList": [{"display_name": "first"}], "memory": {"limit": "2G"}}},
+        {"singleuser": {"profileList": [{"display_name": "second"}]}},
+    )  # fmt: skip
+    # null deletes the chart's key; maps merge; a later file's list replaces an earlier one.
+    assert merged["hub"]["config"]["JupyterHub"] == {"authenticator_class": "dummy"}
+    assert merged["singleuser"]["memory"] == {"limit": "2G", "guarantee": "1G"}
+    assert merged["singleuser"]["profileList"] == [{"display_name": "second"}]
+    assert merged["singleuser"]["storage"]["capacity"] == "10Gi"
+
+
+def test_the_validator_command_names_the_key_and_fails(chart, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("singleuser:\n  memory:\n    limit: [2G]\n")
+    result = subprocess.run(
+        [sys.executable, str(VALIDATOR), "--chart", str(chart), str(bad)], capture_output=True, text=True
+    )
+    assert result.returncode == 1 and "singleuser.memory.limit" in result.stderr, result.stderr
+    good = tmp_path / "good.yaml"
+    good.write_text("cull:\n  timeout: 60\n")
+    result = subprocess.run(
+        [sys.executable, str(VALIDATOR), "--chart", str(chart), str(good)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_validator_says_when_the_chart_is_missing(tmp_path):
+    (tmp_path / "v.yaml").write_text("{}\n")
+    result = subprocess.run(
+        [sys.executable, str(VALIDATOR), "--chart", str(tmp_path / "nowhere"), str(tmp_path / "v.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "helm pull jupyterhub/jupyterhub --untar" in result.stderr
