@@ -43,6 +43,20 @@ def user_containers(name):
     return [c for c in found if f"JUPYTERHUB_USER={name}" in c["Config"]["Env"]]
 
 
+def server_processes(container_id):
+    """(uid, effective capabilities, command) of every process in a user's container. The start
+    script runs as root and then replaces itself with the server, so root is never left running."""
+    found = []
+    for pid in box_exec("docker", "top", container_id, "-eo", "pid").split()[1:]:
+        status = dict(
+            line.split(":", 1) for line in box_exec("cat", f"/proc/{pid}/status", check=False).splitlines() if ":" in line
+        )
+        if status:
+            command = box_exec("cat", f"/proc/{pid}/cmdline").replace("\0", " ").strip()
+            found.append((status["Uid"].split(), int(status["CapEff"], 16), command))
+    return found
+
+
 @pytest.fixture(scope="session")
 def settings():
     return SETTINGS

@@ -57,8 +57,8 @@ class HubUser:
         response.raise_for_status()
         return response.json()
 
-    def start_server(self, timeout=300):
-        response = self.api("POST", f"/users/{quote(self.name)}/server")
+    def start_server(self, timeout=300, options=None):
+        response = self.api("POST", f"/users/{quote(self.name)}/server", json=options)
         assert response.status_code in (201, 202), f"start answered {response.status_code}: {response.text}"
         self._wait(lambda server: server and server.get("ready"), timeout, "ready")
 

@@ -3,7 +3,7 @@ a real container spawned by DockerSpawner, and a real query to PostGIS."""
 
 import uuid
 
-from conftest import box_exec, user_containers
+from conftest import box_exec, server_processes, user_containers
 
 
 def test_https_login_with_the_event_password(hub_user, hub_url, cafile):
@@ -38,7 +38,8 @@ def test_the_server_is_a_container_on_the_user_network(running_server):
     (inspect,) = user_containers(running_server.name)
     assert inspect["State"]["Running"] is True
     assert list(inspect["NetworkSettings"]["Networks"]) == ["pophub-users"]
-    assert inspect["Config"]["User"] == "1000", "user servers must not run as root"
+    processes = server_processes(inspect["Id"])
+    assert processes and all(uids == ["1000"] * 4 and caps == 0 for uids, caps, _ in processes), processes
     assert "no-new-privileges" in inspect["HostConfig"]["SecurityOpt"]
 
 

@@ -25,7 +25,14 @@ SAMPLE = {
     "jupyterhub_shared_password": "event-password",
     "jupyterhub_admin_password": "a" * 32,
     "jupyterhub_admin_users": ["organizer"],
-    "jupyterhub_image": "pophub/event:0123456789ab",
+    "jupyterhub_images": [
+        {"display_name": "Python <3> & friends", "ref": "pophub/event:0123456789ab"},
+        {"display_name": "Second", "ref": "pophub/second:ba9876543210"},
+    ],
+    "jupyterhub_extra_volumes": [
+        {"source": "/srv/pophub/data", "target": "/srv/data", "mode": "ro"},
+        {"source": "/var/log/pophub/servers/{username}", "target": "/var/log/pophub"},
+    ],
     "jupyterhub_hub_ip": "172.28.0.1",
     "jupyterhub_public_url": "https://hub.example.org/",
     "jupyterhub_user_database": {
@@ -147,8 +154,11 @@ def test_docker_spawner_settings(sample_config):
     assert spawner.use_internal_ip is True
     assert spawner.remove is True
     assert spawner.pull_policy == "never"
-    assert spawner.volumes == {"pophub-home-{username}": "/home/jovyan"}
-    assert spawner.volume_binds == {"pophub-home-alice": {"bind": "/home/jovyan", "mode": "rw"}}
+    assert spawner.volume_binds == {
+        "pophub-home-alice": {"bind": "/home/jovyan", "mode": "rw"},
+        "/srv/pophub/data": {"bind": "/srv/data", "mode": "ro"},
+        "/var/log/pophub/servers/alice": {"bind": "/var/log/pophub", "mode": "rw"},
+    }
     assert spawner.cpu_limit == 1.5
     assert spawner.environment["PGHOST"] == "172.28.0.1"
     assert spawner.environment["PGDATABASE"] == "event"
@@ -158,6 +168,25 @@ def test_docker_spawner_settings(sample_config):
 
     assert inspect.iscoroutinefunction(spawner.pre_spawn_hook)
     assert spawner.extra_host_config["security_opt"] == ["no-new-privileges"]
+
+
+def test_the_spawn_page_offers_the_images_by_name(sample_config):
+    spawner = DockerSpawner(config=sample_config, user=SimpleNamespace(name="alice"))
+    assert spawner.allowed_images == {
+        "Python <3> & friends": "pophub/event:0123456789ab",
+        "Second": "pophub/second:ba9876543210",
+    }
+    form = spawner.options_form(spawner)
+    assert '<option value="Python &lt;3&gt; &amp; friends" selected>Python &lt;3&gt; &amp; friends</option>' in form
+    assert '<option value="Second">Second</option>' in form
+    assert spawner.options_from_form({"image": ["Second"]}) == {"image": "Second"}
+
+
+def test_one_image_means_no_choice(tmp_path, monkeypatch):
+    dest, environment = render(tmp_path, {**SAMPLE, "jupyterhub_images": SAMPLE["jupyterhub_images"][:1]})
+    spawner = DockerSpawner(config=load(dest, environment, monkeypatch), user=SimpleNamespace(name="alice"))
+    assert spawner.image == "pophub/event:0123456789ab"
+    assert spawner.options_form == ""
 
 
 def test_hub_database_and_proxy(sample_config):

@@ -21,6 +21,7 @@ GOOD = {
     "pophub_admin_users": ["organizer"],
     "pophub_admin_password": "x" * 32,
 }
+IMAGE = {"name": "python", "base": "docker.io/library/python:3.12-slim-bookworm"}
 
 # case name -> (settings over GOOD, words the error must contain)
 CASES = {
@@ -52,7 +53,39 @@ CASES = {
     "memory-in-words": ({"pophub_user_mem_limit": "2 gigs"}, "pophub_user_mem_limit"),
     "cpu-in-words": ({"pophub_user_cpu_limit": "two"}, "pophub_user_cpu_limit"),
     "idle-timeout-in-words": ({"pophub_idle_timeout": "1h"}, "pophub_idle_timeout"),
-    "missing-base-tarball": ({"pophub_image_base_tarball": "/nonexistent/base.tar"}, "pophub_image_base_tarball"),
+    "missing-base-tarball": (
+        {"pophub_images": [{**IMAGE, "base_tarball": "/nonexistent/base.tar"}]},
+        "pophub_images entry 'python'",
+    ),
+    "no-images": ({"pophub_images": []}, "pophub_images must list at least one image"),
+    "image-without-base": ({"pophub_images": [{"name": "python"}]}, "pophub_images must list"),
+    "image-name-uppercase": ({"pophub_images": [{**IMAGE, "name": "Python"}]}, "pophub_images must list"),
+    "image-names-twice": ({"pophub_images": [IMAGE, IMAGE]}, "pophub_images must list"),
+    "image-display-names-twice": (
+        {"pophub_images": [{**IMAGE, "display_name": "A"}, {**IMAGE, "name": "r", "display_name": "A"}]},
+        "display names must differ",
+    ),
+    "image-pip-packages-as-text": (
+        {"pophub_images": [{**IMAGE, "pip_packages": "pandas"}]},
+        "pip_packages and apt_packages must be lists",
+    ),
+    "conda-environment-without-conda": (
+        {"pophub_images": [{**IMAGE, "conda_environment": str(ROOT / "README.md")}]},
+        "conda_environment needs conda: true",
+    ),
+    "hook-without-run-as": ({"pophub_start_hooks": [{"name": "x", "content": "true"}]}, "pophub_start_hooks"),
+    "hook-with-content-and-src": (
+        {"pophub_start_hooks": [{"name": "x", "run_as": "root", "content": "true", "src": str(ROOT / "README.md")}]},
+        "pophub_start_hooks",
+    ),
+    "hook-bad-name": ({"pophub_start_hooks": [{"name": "../x", "run_as": "user", "content": "true"}]}, "pophub_start_hooks"),
+    "git-load-without-repo": ({"pophub_git_load_data": True}, "pophub_git_load_data needs a repository"),
+    "git-interval-in-words": (
+        {"pophub_git_repo": "https://example.org/r.git", "pophub_git_sync_interval": "hourly"},
+        "the interval a span like 15min",
+    ),
+    "hub-python-unknown": ({"pophub_hub_python": "pyenv"}, "pophub_hub_python"),
+    "data-dir-relative": ({"pophub_data_dir": "data"}, "pophub_data_dir"),
     "missing-ca-file": ({"pophub_extra_ca_certificates": ["/nonexistent/ca.crt"]}, "pophub_extra_ca_certificates"),
     "blocked-admin": ({"pophub_blocked_users": ["organizer"]}, "pophub_blocked_users"),
     "missing-users-file": ({"pophub_users_file": "/nonexistent/users.txt"}, "pophub_users_file"),
