@@ -199,10 +199,28 @@ def test_hub_database_and_proxy(sample_config):
 
 
 def test_idle_culler_is_a_service_with_least_privilege(sample_config):
-    (role,) = sample_config.JupyterHub.load_roles
+    roles = {role["name"]: role for role in sample_config.JupyterHub.load_roles}
+    services = {service["name"]: service for service in sample_config.JupyterHub.services}
+    role = roles["idle-culler"]
     assert role["services"] == ["idle-culler"]
-    assert "admin:users" not in role["scopes"] and "admin" not in json.dumps(sample_config.JupyterHub.services)
-    assert "--timeout=3600" in sample_config.JupyterHub.services[0]["command"]
+    assert "admin:users" not in role["scopes"] and "admin" not in json.dumps(services["idle-culler"])
+    assert "--timeout=3600" in services["idle-culler"]["command"]
+
+
+def test_the_verify_service_reaches_its_test_user_only(sample_config, monkeypatch):
+    roles = {role["name"]: role for role in sample_config.JupyterHub.load_roles}
+    assert roles["pophub-verify"]["services"] == ["pophub-verify"]
+    assert roles["pophub-verify"]["scopes"] == [
+        "admin:users!user=pophub-verify",
+        "servers!user=pophub-verify",
+        "access:servers!user=pophub-verify",
+    ]
+    from jupyterhub import scopes
+
+    # Every scope is one JupyterHub knows, each narrowed to the one user.
+    for scope in roles["pophub-verify"]["scopes"]:
+        name, _, target = scope.partition("!")
+        assert name in scopes.scope_definitions and target == "user=pophub-verify"
 
 
 def test_allowed_users_turn_allow_all_off(tmp_path, monkeypatch):
@@ -327,3 +345,23 @@ def test_the_checker_catches_deprecations_that_are_only_logged(tmp_path, monkeyp
         config.write('c.GenericOAuthenticator.claim_groups_key = "groups"\n')
     with pytest.raises(ValueError, match="claim_groups_key"):
         checker.check(str(dest))
+
+
+def test_teams_share_an_account_that_nobody_logs_in_as(tmp_path, monkeypatch):
+    teams = {"team-a": ["ann", "ben"], "open-team": []}
+    dest, environment = render(tmp_path, {**SAMPLE, "jupyterhub_teams": teams, "jupyterhub_blocked_users": ["eve"]})
+    config = load(dest, environment, monkeypatch)
+    check_names(config)
+    assert config.JupyterHub.load_groups == {
+        "team-a": {"users": ["ann", "ben"]},
+        "open-team": {"users": []},
+        "pophub-team-accounts": {"users": ["collab-team-a", "collab-open-team"]},
+    }
+    roles = {role["name"]: role for role in config.JupyterHub.load_roles}
+    assert roles["team-team-a"] == {
+        "name": "team-team-a",
+        "scopes": ["servers!user=collab-team-a", "access:servers!user=collab-team-a", "read:users!user=collab-team-a"],
+        "groups": ["team-a"],
+    }
+    auth = SharedPasswordAuthenticator(config=config)
+    assert auth.blocked_users == {"eve", "collab-team-a", "collab-open-team"}
