@@ -159,11 +159,11 @@ with psycopg.connect() as connection:
 def test_the_repository_and_its_data_reach_servers_and_postgis(alice):
     # The first sync ran during the converge: the checkout and both datasets are there.
     assert shell(alice, "cat ~/data/repo/README.md") == "# The test event\n"
-    sites = sql(alice, "SELECT name, visitors, ST_AsText(geom) FROM sites ORDER BY visitors DESC LIMIT 2")
+    sites = sql(alice, "SELECT name, visitors, ST_AsText(geom) FROM venues ORDER BY visitors DESC LIMIT 2")
     assert sites == [["station", 5400, "POINT(8.54 47.38)"], ["harbour", 1200, "POINT(8.55 47.37)"]]
-    ((count,),) = sql(alice, "SELECT count(*) FROM sites")
+    ((count,),) = sql(alice, "SELECT count(*) FROM venues")
     assert sql(alice, "SELECT name, GeometryType(geom) FROM areas") == [["old town", "MULTIPOLYGON"]]
-    oid_query = "SELECT 'public.sites'::regclass::oid::int, 'public.areas'::regclass::oid::int"
+    oid_query = "SELECT 'public.venues'::regclass::oid::int, 'public.areas'::regclass::oid::int"
     (oids,) = sql(alice, oid_query)
 
     # A commit that changes no data file: the checkout follows, the tables are not reloaded.
@@ -179,19 +179,27 @@ def test_the_repository_and_its_data_reach_servers_and_postgis(alice):
     assert box_exec("git", "-C", "/srv/pophub/data/repo", "rev-parse", "HEAD").strip() == head
     assert sql(alice, oid_query) == [oids]
     journal = box_exec("journalctl", "-u", "pophub-git-sync.service", "--since", "-2min", "--no-pager", "-o", "cat")
-    assert "data/sites.csv unchanged, not reloaded (table sites)" in journal
+    assert "data/venues.csv unchanged, not reloaded (table venues)" in journal
 
     # A commit that changes one data file: that table alone is loaded again.
-    push_to_origin("One more site", "echo 'museum,8.56,47.36,800' >> data/sites.csv")
-    wait_until("the changed CSV being loaded", lambda: sql(alice, "SELECT count(*) FROM sites") == [[count + 1]])
+    push_to_origin("One more site", "echo 'museum,8.56,47.36,800' >> data/venues.csv")
+    wait_until("the changed CSV being loaded", lambda: sql(alice, "SELECT count(*) FROM venues") == [[count + 1]])
     (after,) = sql(alice, oid_query)
     assert after[0] != oids[0] and after[1] == oids[1]
+    # A table dropped on the box comes back at the next sync, though its file did not change.
+    box_exec("sudo", "-u", "postgres", "psql", "--quiet", "--dbname=event", "--command", "DROP TABLE public.areas;")
+    query = "SELECT to_regclass('public.areas') IS NOT NULL"
+    wait_until(
+        "the dropped table being loaded again",
+        lambda: box_exec("sudo", "-u", "postgres", "psql", "-tA", "--dbname=event", "--command", query) == "t\n",
+    )
+    assert sql(alice, "SELECT name FROM areas") == [["old town"]]
     # Users read the event's tables but cannot change them.
     denied = alice.run_code("""
 import psycopg
 try:
     with psycopg.connect() as connection:
-        connection.execute("DELETE FROM sites")
+        connection.execute("DELETE FROM venues")
     print("deleted")
 except psycopg.errors.InsufficientPrivilege:
     print("refused")
