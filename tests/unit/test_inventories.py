@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_json import failures
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "inventory"
@@ -280,16 +281,10 @@ def test_boxes_of_one_event_are_boxes_of_their_own(listed, event, a, b):
 @pytest.mark.parametrize("name", sorted(set(INVENTORIES) - NO_PREFLIGHT))
 def test_the_inventory_passes_preflight(preflight, name):
     code, report = preflight[name]
-    reached = {}
-    for play in report["plays"]:
-        for task in play["tasks"]:
-            for host, result in task["hosts"].items():
-                if result.get("failed") or result.get("unreachable"):
-                    items = [item.get("msg", "") for item in result.get("results", []) if item.get("failed")]
-                    reached.setdefault(host, (task["task"]["name"], result.get("msg", ""), " ".join(items)))
+    reached = {host: (task, result.get("msg", "")) for host, (task, result) in failures(report).items()}
     assert reached, f"inventory/{name}: the run neither failed nor reached for a box, so it proves nothing"
-    for host, (task, message, items) in reached.items():
-        assert not task.startswith("preflight | "), f"inventory/{name}: {host} failed {task}: {message} {items}"
+    for host, (task, message) in reached.items():
+        assert not task.startswith("preflight | "), f"inventory/{name}: {host} failed {task}: {message}"
         assert report["stats"][host]["failures"] == 0, f"inventory/{name}: {host} failed at {task}: {message}"
         assert report["stats"][host]["unreachable"] == 1, f"inventory/{name}: {host} stopped at {task}: {message}"
     assert code == 4, f"inventory/{name}: ansible-playbook exited {code}, not 4 (unreachable only)"

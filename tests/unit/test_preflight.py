@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_json import failures
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {
@@ -191,21 +192,6 @@ def preflight_run(tmp_path_factory):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     return json.loads(result.stdout)
-
-
-def failures(run):
-    """host -> the message of the task that failed it, and the name of that task."""
-    found = {}
-    for play in run["plays"]:
-        for task in play["tasks"]:
-            for host, result in task["hosts"].items():
-                if result.get("failed") or result.get("unreachable"):
-                    # A loop's own message only says an item failed; the items say what.
-                    items = [item.get("msg", "") for item in result.get("results", []) if item.get("failed")]
-                    if items:
-                        result = {**result, "msg": " ".join(items)}
-                    found.setdefault(host, (task["task"]["name"], result))
-    return found
 
 
 def test_the_control_host_passes_preflight(preflight_run):

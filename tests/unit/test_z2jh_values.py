@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_json import failures
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -147,20 +148,6 @@ def export(tmp_path_factory, chart, idp):
              "-e", f"z2jh_test_idp={idp}"]  # fmt: skip
     run = run_playbook(tmp, *extra)
     return {"run": run, "out": out, "tmp": tmp, "extra": extra, "idp": idp}
-
-
-def failures(run):
-    """host -> (name of the task that failed it, its result)."""
-    found = {}
-    for play in run["plays"]:
-        for task in play["tasks"]:
-            for host, result in task["hosts"].items():
-                if result.get("failed") or result.get("unreachable"):
-                    items = [item.get("msg", "") for item in result.get("results", []) if item.get("failed")]
-                    if items:
-                        result = {**result, "msg": " ".join(items)}
-                    found.setdefault(host, (task["task"]["name"], result))
-    return found
 
 
 def files_of(export, case):
