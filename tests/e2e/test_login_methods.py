@@ -203,6 +203,8 @@ def github_method(tmp_path_factory):
         tmp_path_factory,
         pophub_auth="github",
         pophub_pam_users=[],
+        # GitHub decides group membership, so the box's own teams are off while it logs people in.
+        pophub_teams={},
         pophub_github_url=f"http://localhost:{GITHUB_PORT}",
         pophub_github_client_id="pophub-test",
         pophub_github_client_secret="pophub-test-secret",
@@ -267,6 +269,7 @@ def oidc_method(tmp_path_factory):
         tmp_path_factory,
         ansible_args=("-v", "--diff"),
         pophub_auth="oidc",
+        pophub_teams={},
         pophub_oidc_issuer=idp,
         pophub_oidc_client_id="pophub-test",
         pophub_oidc_client_secret="pophub-test-secret",
