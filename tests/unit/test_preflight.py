@@ -54,6 +54,8 @@ CASES = {
     "memory-in-words": ({"pophub_user_mem_limit": "2 gigs"}, "pophub_user_mem_limit"),
     "cpu-in-words": ({"pophub_user_cpu_limit": "two"}, "pophub_user_cpu_limit"),
     "idle-timeout-in-words": ({"pophub_idle_timeout": "1h"}, "pophub_idle_timeout"),
+    "backups-none-kept": ({"pophub_backup_keep": 0}, "pophub_backup_keep"),
+    "backups-relative-dir": ({"pophub_backup_dir": "backups"}, "pophub_backup_dir"),
     "missing-base-tarball": (
         {"pophub_images": [{**IMAGE, "base_tarball": "/nonexistent/base.tar"}]},
         "pophub_images entry 'python'",

@@ -1,0 +1,52 @@
+"""The rebuild test: box A (Debian 12) is backed up, destroyed, and box B (Debian 13, converged from
+the same inventory) gets the backup. test_before.py runs on A, test_after.py on B; bin/pophub test
+runs them around playbooks/backup.yml and playbooks/restore.yml (see `rebuild` in bin/pophub)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests/e2e"))
+from hubclient import HubUser  # noqa: E402 (the e2e tests' client: HTTPS through nginx)
+
+SETTINGS = yaml.safe_load((ROOT / "molecule/default/group_vars/pophub.yml").read_text())
+BOX = os.environ["POPHUB_TEST_BOX"]
+PORT = int(os.environ["POPHUB_TEST_PORT"])
+# What test_before.py leaves for test_after.py, on the controller: box A is gone by then.
+STATE = Path(os.environ.get("POPHUB_REBUILD_STATE", ROOT / ".cache/rebuild"))
+MARKER_USER = "rebuild-carol"
+
+
+def snapshot():
+    """What users made on the box (see snapshot.py), read in the box."""
+    script = (Path(__file__).parent / "snapshot.py").read_text()
+    result = subprocess.run(
+        ["docker", "exec", "-i", BOX, "/opt/jupyterhub/venv/bin/python", "-"],
+        input=script, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="session")
+def cafile(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tls") / "box.crt"
+    path.write_text(subprocess.run(["docker", "exec", BOX, "cat", "/etc/pophub/tls/selfsigned.crt"],
+                                   capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def login(cafile):
+    def login(name):
+        user = HubUser(f"https://localhost:{PORT}", name, cafile)
+        user.login(SETTINGS["pophub_shared_password"])
+        return user
+
+    return login
