@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = yaml.safe_load((ROOT / "molecule/default/group_vars/pophub.yml").read_text())
 BOX = os.environ.get("POPHUB_TEST_BOX", "pophub-molecule-debian12")
 PORT = int(os.environ.get("POPHUB_TEST_PORT", "18443"))
+# The Molecule scenario that made BOX, for re-converges (debian13 for pophub-molecule-debian13).
+SCENARIO = os.environ.get("POPHUB_TEST_SCENARIO", "default")
 
 
 def pytest_collection_modifyitems(items):
@@ -106,7 +108,7 @@ def converge(tmp_path_factory, expect_failure=False, tags="event_image,jupyterhu
     path.write_text(json.dumps(settings))
     started = time.monotonic()
     result = subprocess.run(
-        ["molecule", "converge", "--", "--tags", tags, "--extra-vars", f"@{path}", *ansible_args],
+        ["molecule", "converge", "-s", SCENARIO, "--", "--tags", tags, "--extra-vars", f"@{path}", *ansible_args],
         env={**os.environ, "COLUMNS": "1000", "NO_COLOR": "1"},
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
