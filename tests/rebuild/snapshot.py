@@ -147,14 +147,19 @@ def auth_states():
     os.environ["JUPYTERHUB_CRYPT_KEY"] = env["JUPYTERHUB_CRYPT_KEY"]
     from jupyterhub.crypto import decrypt
 
-    found = {}
-    for name, blob in psql("jupyterhub", "SELECT name, encode(encrypted_auth_state, 'hex') FROM users "
-                                         "WHERE encrypted_auth_state IS NOT NULL ORDER BY name"):  # fmt: skip
+    async def read(blob):
         try:
-            state = asyncio.run(decrypt(bytes.fromhex(blob)))
-            found[name] = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+            state = await decrypt(bytes.fromhex(blob))
+            return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
         except Exception as error:  # the comparison shows which one could not be read, and why
-            found[name] = f"unreadable: {type(error).__name__}: {error}"
+            return f"unreadable: {type(error).__name__}: {error}"
+
+    async def read_all(rows):
+        return {name: await read(blob) for name, blob in rows}
+
+    rows = psql("jupyterhub", "SELECT name, encode(encrypted_auth_state, 'hex') FROM users "
+                              "WHERE encrypted_auth_state IS NOT NULL ORDER BY name")  # fmt: skip
+    found = asyncio.run(read_all(rows))
     return found
 
 

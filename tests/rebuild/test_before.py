@@ -11,8 +11,9 @@ import os, psycopg
 with open(os.path.expanduser("~/rebuild-notes.txt"), "w") as notes:
     notes.write({content!r})
 with psycopg.connect() as connection:
-    connection.execute("CREATE TABLE findings (id int PRIMARY KEY, note text)")
-    connection.execute("INSERT INTO findings VALUES (1, %s)", ({content!r},))
+    connection.execute("CREATE TABLE IF NOT EXISTS findings (id int PRIMARY KEY, note text)")
+    connection.execute("INSERT INTO findings VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET note = excluded.note",
+                       ({content!r},))
 print("saved")
 """
 
