@@ -121,7 +121,8 @@ def test_the_checker_passes_the_rendered_config(tmp_path, monkeypatch):
         monkeypatch.setenv(name, value)
     _, authenticator, spawner = checker.check(str(dest))
     assert type(authenticator).__name__ == "SharedPasswordAuthenticator"
-    assert type(spawner).__name__ == "DockerSpawner"
+    assert isinstance(spawner, DockerSpawner) and type(spawner).__name__ == "PophubDockerSpawner"
+    assert spawner.executor._max_workers == 8
 
 
 def test_the_checker_refuses_a_config_the_authenticator_rejects(tmp_path, monkeypatch):
