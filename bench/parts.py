@@ -1,0 +1,424 @@
+"""The benchmark's parts. Each takes the run's context and returns a JSON-able dict of figures.
+Every loop is bounded in count and in time; traffic goes to 127.0.0.1 and the box only."""
+
+import collections
+import json
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+
+from participant import PHASES, Participant, PhaseFailed, session_flow
+
+
+class Context:
+    def __init__(self, box, cafile, password, admin, admin_password, workdir, log):
+        self.box, self.cafile, self.password = box, cafile, password
+        self.admin, self.admin_password = admin, admin_password
+        self.workdir, self.log = workdir, log
+        self._admin_user = None
+
+    @property
+    def hub_url(self):
+        return self.box.url
+
+    def participant(self, name):
+        user = Participant(self.hub_url, name, self.cafile)
+        user.login(self.password)
+        return user
+
+    def admin_user(self):
+        """The organizer, logged in, for clean-up across users (needs the admin password)."""
+        if self._admin_user is None and self.admin_password:
+            user = Participant(self.hub_url, self.admin, self.cafile)
+            user.login(self.admin_password)
+            self._admin_user = user
+        return self._admin_user
+
+    def stop_servers(self, names):
+        """Stop whatever servers of `names` a failed session left running."""
+        admin = self.admin_user()
+        if admin is None:
+            return
+        for name in names:
+            admin.session.delete(f"{self.hub_url}/hub/api/users/{quote(name)}/server", timeout=60)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            users = admin.session.get(f"{self.hub_url}/hub/api/users", timeout=60).json()
+            if not any(u["name"] in names and u["servers"] for u in users):
+                return
+            time.sleep(1)
+
+
+def summary(values):
+    """median, p95, min, max of a list of seconds (nearest-rank p95)."""
+    if not values:
+        return {"n": 0, "median": None, "p95": None, "min": None, "max": None}
+    ordered = sorted(values)
+    p95 = ordered[max(0, -(-95 * len(ordered) // 100) - 1)]
+    return {"n": len(ordered), "median": round(statistics.median(ordered), 3), "p95": round(p95, 3),
+            "min": round(ordered[0], 3), "max": round(ordered[-1], 3)}  # fmt: skip
+
+
+class CpuSampler:
+    """boxtool's CPU sampler, detached inside the box for the length of a `with` block."""
+
+    def __init__(self, ctx, name, limit):
+        self.ctx, self.path, self.limit = ctx, f"/root/bench-cpu-{name}.jsonl", limit
+
+    def __enter__(self):
+        self.ctx.box.exec("rm", "-f", self.path, self.path + ".stop")
+        self.ctx.box.boxtool_detached("cpu", self.path, "--duration", str(self.limit))
+        return self
+
+    def __exit__(self, *_):
+        self.ctx.box.exec("touch", self.path + ".stop")
+        time.sleep(1.2)
+        text = self.ctx.box.exec("cat", self.path, check=False)
+        self.samples = [json.loads(line) for line in text.splitlines() if line.strip()]
+        return False
+
+    def stats(self):
+        out = {}
+        for key in ("hub", "proxy", "nginx", "postgresql", "machine_busy_cores"):
+            values = [s[key] for s in self.samples if key in s]
+            out[key] = {"mean": round(statistics.mean(values), 2) if values else None, "max": max(values, default=None)}
+        return out
+
+
+class HubProfiler:
+    """py-spy sampling the hub's Python stacks from this machine (the box lacks CAP_SYS_PTRACE; the
+    machine's root has it) for the length of a `with` block; --nonblocking, so the hub is never
+    paused. Without py-spy in .venv it records nothing and says so."""
+
+    def __init__(self, ctx, name, limit):
+        self.ctx, self.limit = ctx, limit
+        self.path = ctx.workdir / f"hub-profile-{name}.txt"
+        self.process, self.summary = None, {"available": False}
+
+    def __enter__(self):
+        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent))
+        top = subprocess.run(["docker", "top", self.ctx.box.name, "-eo", "pid,args"], capture_output=True, text=True)
+        pid = next((line.split()[0] for line in top.stdout.splitlines() if "bin/jupyterhub --config" in line), None)
+        if py_spy and pid:
+            self.process = subprocess.Popen(
+                [py_spy, "record", "--pid", pid, "--nonblocking", "--rate", "50", "--format", "raw",
+                 "--duration", str(int(self.limit)), "--output", str(self.path)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+        return self
+
+    def __exit__(self, *_):
+        if self.process is None:
+            return False
+        # py-spy writes what it has on SIGINT.
+        self.process.send_signal(signal.SIGINT)
+        try:
+            _, err = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, err = self.process.communicate()
+        self.summary = summarize_profile(self.path) if self.path.exists() else {"available": False, "error": err[-300:]}
+        return False
+
+
+def summarize_profile(path, top=12):
+    """From py-spy's collapsed stacks: the functions the hub spent its busy samples in, by self time
+    (the leaf frame) and including callees (any frame of jupyterhub, dockerspawner, sqlalchemy...)."""
+    leaf, inclusive, total = collections.Counter(), collections.Counter(), 0
+    for line in Path(path).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        count = int(count)
+        total += count
+        frames = stack.split(";")
+        leaf[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+
+    def share(counter):
+        return [{"frame": frame, "percent": round(100 * count / total, 1)} for frame, count in counter.most_common(top)]
+
+    ours = collections.Counter({f: c for f, c in inclusive.items()
+                                if any(k in f for k in ("jupyterhub/", "dockerspawner/", "sqlalchemy/", "tornado/web",
+                                                        "psycopg", "docker/api", "pamela", "bcrypt"))})  # fmt: skip
+    return {"available": True, "samples": total, "self": share(leaf), "inclusive": share(ours), "file": path.name}
+
+
+# --- spawn latency -------------------------------------------------------------------------
+def spawn_latency(ctx, runs):
+    """`runs` hub spawns of one user against `runs` floor starts, interleaved, so both see the same
+    load from whatever else the machine runs. One warm-up of each is not counted."""
+    started = time.monotonic()
+    user = ctx.participant("bench-spawn")
+    image = ctx.box.image()
+    spawns, floors, errors = [], [], []
+
+    def one_spawn():
+        started = time.monotonic()
+        user.spawn()
+        seconds = time.monotonic() - started
+        user.stop()
+        return seconds
+
+    def one_floor():
+        return ctx.box.boxtool("floor", image, "--network", "pophub-users", timeout=180)["seconds"]
+
+    one_spawn(), one_floor()
+    for index in range(runs):
+        try:
+            spawns.append(one_spawn())
+        except PhaseFailed as error:
+            errors.append(str(error))
+            ctx.stop_servers([user.name])
+        try:
+            floors.append(one_floor())
+        except (RuntimeError, subprocess.SubprocessError, TypeError) as error:
+            errors.append(f"floor: {error}")
+        ctx.log(f"  spawn {index + 1}/{runs}: hub {spawns[-1] if spawns else float('nan'):.2f} s, "
+                f"floor {floors[-1] if floors else float('nan'):.2f} s")  # fmt: skip
+    hub, bare = summary(spawns), summary(floors)
+    ratio = round(hub["median"] / bare["median"], 2) if hub["median"] and bare["median"] else None
+    journal = ctx.box.exec("journalctl", "-u", "jupyterhub", "--no-pager", "-o", "short-iso-precise",
+                           "--since", f"-{int(time.monotonic() - started) + 5}s", check=False)  # fmt: skip
+    return {"image": image, "hub": hub, "floor": bare, "median_ratio": ratio,
+            "hub_seconds": [round(s, 3) for s in spawns], "floor_seconds": [round(s, 3) for s in floors],
+            "breakdown": spawn_breakdown(journal, user.name), "errors": errors}  # fmt: skip
+
+
+def spawn_breakdown(journal, name):
+    """Where each spawn's time went, from the hub's own log: before the container exists (the
+    API, the database role, the OAuth client, docker create), from its start until the server
+    first calls the hub (Jupyter starting in the container), and from then until the hub has seen
+    it answer and routed it (the hub's readiness poll and the proxy route)."""
+    import re
+    from datetime import datetime
+
+    def when(line):
+        return datetime.fromisoformat(line.split()[0]).timestamp()
+
+    spans, current = [], {}
+    for line in journal.splitlines():
+        if f"Creating oauth client jupyterhub-user-{name}" in line:
+            current = {"oauth": when(line)}
+        elif "Starting container" in line and current:
+            current["starting"] = when(line)
+        elif f"POST /hub/api/users/{name}/activity" in line and "starting" in current and "activity" not in current:
+            current["activity"] = when(line)
+        elif (took := re.search(rf"User {re.escape(name)} took ([0-9.]+) seconds to start", line)) and current:
+            ready = when(line)
+            begun = ready - float(took.group(1))
+            if "starting" in current and "activity" in current:
+                spans.append({"before_container_start": current["starting"] - begun,
+                              "container_to_first_hub_call": current["activity"] - current["starting"],
+                              "first_hub_call_to_ready": ready - current["activity"]})  # fmt: skip
+            current = {}
+    return {key: summary([span[key] for span in spans]) for key in
+            ("before_container_start", "container_to_first_hub_call", "first_hub_call_to_ready")}  # fmt: skip
+
+
+# --- session load --------------------------------------------------------------------------
+def session_load(ctx, levels, limit=600):
+    """N participants at once, each through a whole session; per phase median, p95 and failures,
+    with the CPU of the hub and the machine meanwhile."""
+    results = []
+    for level in levels:
+        names = [f"bench-u{level:02d}-{index:02d}" for index in range(level)]
+        ctx.log(f"  {level} participants at once")
+        started = time.monotonic()
+        with CpuSampler(ctx, f"load{level}", limit + 60) as cpu, HubProfiler(ctx, f"load{level}", limit) as profile:
+            # A barrier lines the logins up, as when an organizer says "everyone, log in now".
+            barrier = threading.Barrier(level)
+
+            def session(name):
+                barrier.wait(timeout=120)
+                return session_flow(ctx.hub_url, name, ctx.password, ctx.cafile)
+
+            with ThreadPoolExecutor(max_workers=level) as pool:
+                futures = [pool.submit(session, name) for name in names]
+                sessions = [future.result(timeout=limit + 120) for future in futures]
+        wall = time.monotonic() - started
+        failed = [s for s in sessions if s["error"]]
+        if failed:
+            ctx.stop_servers([s["user"] for s in failed])
+        phases = {phase: summary([s["times"][phase] for s in sessions if phase in s["times"]])
+                  for phase in [*PHASES, "first_result"]}  # fmt: skip
+        failures = {phase: sum(1 for s in failed if s["error"]["phase"] == phase) for phase in PHASES}
+        results.append({
+            "users": level, "wall_seconds": round(wall, 1), "phases": phases, "failures": failures,
+            "failed_sessions": len(failed), "throttled_starts": sum(s["throttled"] for s in sessions),
+            "errors": sorted({s["error"]["message"] for s in failed})[:10], "cpu": cpu.stats(),
+            "cpu_samples": cpu.samples, "hub_profile": profile.summary,
+        })  # fmt: skip
+        ctx.log(f"    {len(failed)} failed; p95 login {phases['login']['p95']} s, "
+                f"p95 first result {phases['first_result']['p95']} s; hub CPU max {cpu.stats()['hub']['max']}")
+    return results
+
+
+# --- data path -----------------------------------------------------------------------------
+def data_path(ctx, user, duration, concurrency=10, rounds=4):
+    """The same small authenticated request to a user server through nginx (TLS) and straight to
+    the proxy, both generated inside the box, in alternating rounds. The ratio is the median of
+    each round's TLS figure over the direct one next to it: on a shared machine the load of the
+    neighbours drifts within a minute, and a pair of neighbouring rounds sees the same drift."""
+    path = f"/user/{quote(user.name)}/api/status"
+    cafile_in_box = "/etc/pophub/tls/selfsigned.crt"
+    targets = {
+        "tls": ["load", f"https://127.0.0.1:443{path}", "--cafile", cafile_in_box],
+        "direct": ["load", f"http://127.0.0.1:8000{path}"],
+    }
+    runs = {name: [] for name in targets}
+    for _ in range(rounds):
+        for name, argv in targets.items():
+            runs[name].append(ctx.box.boxtool(*argv, "--token", user.token, "--concurrency", str(concurrency),
+                                               "--duration", str(duration), timeout=duration + 120))  # fmt: skip
+    out = {"concurrency": concurrency, "seconds_per_round": duration, "rounds": runs}
+    for name, measured in runs.items():
+        out[name] = {
+            "requests_per_second": round(statistics.median(r["requests_per_second"] for r in measured), 1),
+            "p50_ms": round(statistics.median(r["p50_ms"] for r in measured if r["p50_ms"] is not None), 2),
+            "p99_ms": round(statistics.median(r["p99_ms"] for r in measured if r["p99_ms"] is not None), 2),
+            "errors": sum(r["errors"] for r in measured),
+        }
+    pairs = [t["requests_per_second"] / d["requests_per_second"]
+             for t, d in zip(runs["tls"], runs["direct"]) if d["requests_per_second"]]  # fmt: skip
+    out["round_ratios"] = [round(r, 2) for r in pairs]
+    out["tls_over_direct"] = round(statistics.median(pairs), 2) if pairs else None
+    return out
+
+
+# --- recovery ------------------------------------------------------------------------------
+class Prober:
+    """Requests to a running user server through nginx every `interval` s, counting failures, in
+    a thread, for the length of a `with` block."""
+
+    def __init__(self, ctx, user, interval=0.1):
+        self.url = f"{ctx.hub_url}/user/{quote(user.name)}/api/status"
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.verify = ctx.cafile
+        self.session.headers["Authorization"] = f"token {user.token}"
+        self.interval, self.ok, self.failed, self.kinds = interval, 0, 0, set()
+        self._done = threading.Event()
+
+    def _loop(self):
+        while not self._done.is_set():
+            try:
+                status = self.session.get(self.url, timeout=5).status_code
+                if status == 200:
+                    self.ok += 1
+                else:
+                    self.failed += 1
+                    self.kinds.add(f"HTTP {status}")
+            except requests.RequestException as error:
+                self.failed += 1
+                self.kinds.add(type(error).__name__)
+            self._done.wait(self.interval)
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self._done.set()
+        self._thread.join(10)
+        return False
+
+
+def health_ok(ctx):
+    try:
+        return requests.get(f"{ctx.hub_url}/hub/health", verify=ctx.cafile, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def wait_until(ready, timeout, interval=0.1):
+    """Seconds until ready() is true, or None after timeout."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if ready():
+            return round(time.monotonic() - started, 2)
+        time.sleep(interval)
+    return None
+
+
+def hub_kill(ctx, user, timeout=120):
+    """SIGKILL the hub's main process (as a crash would) and time until /hub/health answers again,
+    while a running user server is asked for its status ten times a second."""
+    with Prober(ctx, user) as probe:
+        time.sleep(2)
+        ctx.box.exec("systemctl", "kill", "--kill-who=main", "--signal=SIGKILL", "jupyterhub.service")
+        killed = time.monotonic()
+        # The hub is still answering for a moment after the signal; wait for it to be gone first.
+        wait_until(lambda: not health_ok(ctx), 10, 0.05)
+        healthy = wait_until(lambda: health_ok(ctx), timeout, 0.1)
+        seconds = round(time.monotonic() - killed, 2) if healthy is not None else None
+        time.sleep(3)
+    return {"seconds_to_healthy": seconds, "probe_requests": probe.ok + probe.failed,
+            "probe_failed": probe.failed, "probe_errors": sorted(probe.kinds)}  # fmt: skip
+
+
+def box_restart(ctx, user_name, timeout=600):
+    """`docker restart` of the whole box, then the first successful spawn (of a user whose server
+    was running before the restart, which is what a returning participant does)."""
+    started = time.monotonic()
+    subprocess.run(["docker", "restart", ctx.box.name], check=True, capture_output=True, timeout=180)
+    restarted = round(time.monotonic() - started, 2)
+    to_health = wait_until(lambda: health_ok(ctx), timeout, 0.25)
+    out = {"docker_restart_seconds": restarted, "seconds_to_healthy": None, "seconds_to_first_spawn": None}
+    if to_health is None:
+        out["error"] = "the hub did not answer /hub/health"
+        return out
+    out["seconds_to_healthy"] = round(time.monotonic() - started, 2)
+    ctx._admin_user = None  # a restart keeps sessions, but start afresh like a participant would
+    deadline = started + timeout
+    attempts, last_error = 0, ""
+    while time.monotonic() < deadline and attempts < 20:
+        attempts += 1
+        try:
+            user = ctx.participant(user_name)
+            if user.server_model():
+                # The hub still lists the server from before; a participant would stop and start it.
+                user.stop()
+            user.spawn()
+            out["seconds_to_first_spawn"] = round(time.monotonic() - started, 2)
+            out["attempts"] = attempts
+            user.stop()
+            return out
+        except (PhaseFailed, requests.RequestException) as error:
+            last_error = str(error)[:300]
+            time.sleep(2)
+    out["error"] = last_error
+    out["attempts"] = attempts
+    return out
+
+
+# --- footprint -----------------------------------------------------------------------------
+def footprint(ctx, running_user=None):
+    """Resident memory of the box's services, and of one idle user server's container."""
+    out = {"services": ctx.box.boxtool("footprint")}
+    if running_user:
+        ids = [c for c in ctx.box.user_containers()
+               if f"JUPYTERHUB_USER={running_user}" in ctx.box.exec("docker", "inspect", "-f", "{{.Config.Env}}", c)]  # fmt: skip
+        if ids:
+            stats = json.loads(ctx.box.exec("docker", "stats", "--no-stream", "--format", "{{json .}}", ids[0]))
+            pids = ctx.box.exec("docker", "top", ids[0], "-eo", "pid").split()[1:]
+            rss = pss = 0
+            for pid in pids:
+                status = ctx.box.exec("cat", f"/proc/{pid}/status", check=False)
+                rollup = ctx.box.exec("cat", f"/proc/{pid}/smaps_rollup", check=False)
+                rss += sum(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+                pss += sum(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+            out["user_server"] = {"docker_stats_mem": stats.get("MemUsage"), "processes": len(pids),
+                                  "rss_mib": round(rss / 1024, 1), "pss_mib": round(pss / 1024, 1)}  # fmt: skip
+    return out
