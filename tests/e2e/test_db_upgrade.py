@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from conftest import box_exec, converge
+from conftest import box_exec, converge, wait_for_hub
 
 VENV = "/opt/jupyterhub/venv"
 PASSWORD_FILE = "/etc/pophub/secrets/postgresql-jupyterhub.password"
@@ -44,6 +44,7 @@ def older_schema():
     if revision() != head:  # the role did not upgrade: put the box back as it was
         alembic("upgrade", "head")
     box_exec("systemctl", "start", "jupyterhub")
+    wait_for_hub()
 
 
 def backups():
