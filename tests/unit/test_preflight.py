@@ -23,6 +23,20 @@ GOOD = {
     "pophub_admin_password": "x" * 32,
 }
 IMAGE = {"name": "python", "base": "docker.io/library/python:3.12-slim-bookworm"}
+# Good inventories: each must pass preflight (and then find no box), so the harness can fail.
+CONTROLS = {
+    "control": {},
+    # A /8 whose gateway differs from the network in its second octet.
+    "control-wide-subnet": {"pophub_user_subnet": "10.0.0.0/8", "pophub_user_gateway": "10.1.0.1"},
+    # Numbers and booleans as text, as templates and -e give them.
+    "control-text-values": {
+        "pophub_https_port": "8443",
+        "pophub_native_open_signup": "false",
+        "pophub_user_cpu_limit": "0.5",
+    },
+    # Role variables set directly in the inventory.
+    "control-role-variable": {"host_security_fail2ban_maxretry": 10},
+}
 
 # case name -> (settings over GOOD, words the error must contain)
 CASES = {
@@ -31,7 +45,8 @@ CASES = {
     "domain-empty": ({"pophub_domain": ""}, "pophub_domain"),
     "port-text": ({"pophub_https_port": "https"}, "pophub_https_port"),
     "port-too-big": ({"pophub_https_port": 70000}, "pophub_https_port"),
-    "ssh-port-clash": ({"pophub_ssh_port": 443}, "pophub_ssh_port"),
+    "ssh-port-clash": ({"pophub_ssh_port": 443}, "pophub_ssh_port is 443, which nginx (HTTPS) uses"),
+    "ssh-port-clash-with-the-hub": ({"pophub_ssh_port": 8081}, "pophub_ssh_port is 8081, which the hub uses"),
     "ssh-port-text": ({"pophub_ssh_port": "ssh"}, "pophub_ssh_port"),
     "tls-unknown": ({"pophub_tls": "acme"}, "pophub_tls"),
     "provided-without-key": (
@@ -58,41 +73,52 @@ CASES = {
     "backups-relative-dir": ({"pophub_backup_dir": "backups"}, "pophub_backup_dir"),
     "missing-base-tarball": (
         {"pophub_images": [{**IMAGE, "base_tarball": "/nonexistent/base.tar"}]},
-        "pophub_images entry 'python'",
+        "pophub_images entry 1 ('python'): base_tarball",
     ),
-    "no-images": ({"pophub_images": []}, "pophub_images must list at least one image"),
-    "image-without-base": ({"pophub_images": [{"name": "python"}]}, "pophub_images must list"),
-    "image-name-uppercase": ({"pophub_images": [{**IMAGE, "name": "Python"}]}, "pophub_images must list"),
-    "image-names-twice": ({"pophub_images": [IMAGE, IMAGE]}, "pophub_images must list"),
+    "no-images": ({"pophub_images": []}, "pophub_images is empty"),
+    "image-without-base": ({"pophub_images": [{"name": "python"}]}, "pophub_images entry 1 ('python') has no base"),
+    "image-name-uppercase": ({"pophub_images": [{**IMAGE, "name": "Python"}]}, "entry 1 ('Python'): name is"),
+    "image-names-twice": ({"pophub_images": [IMAGE, IMAGE]}, "pophub_images lists the name 'python' twice"),
     "image-display-names-twice": (
         {"pophub_images": [{**IMAGE, "display_name": "A"}, {**IMAGE, "name": "r", "display_name": "A"}]},
         "display names must differ",
     ),
     "image-pip-packages-as-text": (
         {"pophub_images": [{**IMAGE, "pip_packages": "pandas"}]},
-        "pip_packages and apt_packages must be lists",
+        "pip_packages is 'pandas', which is not a YAML list",
     ),
     "conda-environment-without-conda": (
         {"pophub_images": [{**IMAGE, "conda_environment": str(ROOT / "README.md")}]},
-        "conda_environment needs conda: true",
+        "which needs conda: true",
     ),
     "hook-without-run-as": ({"pophub_start_hooks": [{"name": "x", "content": "true"}]}, "pophub_start_hooks"),
     "hook-with-content-and-src": (
         {"pophub_start_hooks": [{"name": "x", "run_as": "root", "content": "true", "src": str(ROOT / "README.md")}]},
         "pophub_start_hooks",
     ),
-    "hook-bad-name": ({"pophub_start_hooks": [{"name": "../x", "run_as": "user", "content": "true"}]}, "pophub_start_hooks"),
+    "hook-bad-name": (
+        {"pophub_start_hooks": [{"name": "../x", "run_as": "user", "content": "true"}]},
+        "pophub_start_hooks",
+    ),
     "git-load-without-repo": ({"pophub_git_load_data": True}, "pophub_git_load_data needs a repository"),
     "git-interval-in-words": (
         {"pophub_git_repo": "https://example.org/r.git", "pophub_git_sync_interval": "hourly"},
-        "the interval a span like 15min",
+        "pophub_git_sync_interval is 'hourly': write a span like 15min",
     ),
     "teams-as-list": ({"pophub_teams": ["team-a"]}, "pophub_teams is"),
-    "team-members-as-text": ({"pophub_teams": {"team-a": "ann"}}, "pophub_teams is"),
-    "team-name-with-space": ({"pophub_teams": {"team a": ["ann"]}}, "pophub_teams is"),
+    "team-members-as-text": (
+        {"pophub_teams": {"team-a": "ann"}},
+        "pophub_teams: team-a is 'ann', which is not a YAML list",
+    ),
+    "team-name-with-space": ({"pophub_teams": {"team a": ["ann"]}}, "pophub_teams has the name 'team a'"),
     "teams-with-github": (
-        {"pophub_teams": {"team-a": ["ann"]}, "pophub_auth": "github", "pophub_github_client_id": "id",
-         "pophub_github_client_secret": "secret", "pophub_github_allowed_organizations": ["org"]},
+        {
+            "pophub_teams": {"team-a": ["ann"]},
+            "pophub_auth": "github",
+            "pophub_github_client_id": "id",
+            "pophub_github_client_secret": "secret",
+            "pophub_github_allowed_organizations": ["org"],
+        },
         "the hub takes group membership from the provider",
     ),
     "hub-python-unknown": ({"pophub_hub_python": "pyenv"}, "pophub_hub_python"),
@@ -152,30 +178,116 @@ CASES = {
         "pophub_github_url",
     ),
     "oidc-without-issuer": (
-        {"pophub_auth": "oidc", "pophub_oidc_client_id": "id", "pophub_oidc_client_secret": "s",
-         "pophub_oidc_allowed_groups": ["staff"]},
+        {
+            "pophub_auth": "oidc",
+            "pophub_oidc_client_id": "id",
+            "pophub_oidc_client_secret": "s",
+            "pophub_oidc_allowed_groups": ["staff"],
+        },
         "pophub_oidc_issuer",
     ),
     "oidc-without-client-id": (
-        {"pophub_auth": "oidc", "pophub_oidc_issuer": "https://idp.example.org", "pophub_oidc_client_secret": "s",
-         "pophub_oidc_allowed_groups": ["staff"]},
+        {
+            "pophub_auth": "oidc",
+            "pophub_oidc_issuer": "https://idp.example.org",
+            "pophub_oidc_client_secret": "s",
+            "pophub_oidc_allowed_groups": ["staff"],
+        },
         "pophub_oidc_client_id",
     ),
     "oidc-open-to-everyone": (
-        {"pophub_auth": "oidc", "pophub_oidc_issuer": "https://idp.example.org", "pophub_oidc_client_id": "id",
-         "pophub_oidc_client_secret": "s"},
+        {
+            "pophub_auth": "oidc",
+            "pophub_oidc_issuer": "https://idp.example.org",
+            "pophub_oidc_client_id": "id",
+            "pophub_oidc_client_secret": "s",
+        },
         "pophub_oidc_allowed_groups",
     ),
     "dummy-without-the-flag": ({"pophub_auth": "dummy"}, "pophub_allow_insecure_dummy_auth"),
     "subnet-without-mask": ({"pophub_user_subnet": "172.28.0.0"}, "pophub_user_subnet"),
     "gateway-outside-subnet": ({"pophub_user_gateway": "10.0.0.1"}, "pophub_user_gateway"),
+    # Mistakes a new organizer makes that the spec catches: names, keys, duplicates, shapes.
+    "setting-misspelled": ({"pophub_shared_pasword": "event-password"}, "did you mean pophub_shared_password?"),
+    "role-variable-misspelled": (
+        {"host_security_fail2ban_maxretrys": 3},
+        "did you mean host_security_fail2ban_maxretry?",
+    ),
+    "role-variable-wrong-type": (
+        {"host_security_fail2ban_maxretry": "ten"},
+        "host_security_fail2ban_maxretry is 'ten'",
+    ),
+    "image-unknown-key": (
+        {"pophub_images": [{**IMAGE, "pip_pakages": ["pandas"]}]},
+        "has the key 'pip_pakages' (did you mean pip_packages?)",
+    ),
+    "image-empty-base": ({"pophub_images": [{**IMAGE, "base": ""}]}, "entry 1 ('python'): base is empty"),
+    "image-spaced-base": ({"pophub_images": [{**IMAGE, "base": "python 3.12"}]}, "entry 1 ('python'): base is"),
+    "image-as-text": ({"pophub_images": ["python"]}, "pophub_images entry 1 is 'python', which is not a YAML mapping"),
+    "hooks-twice": (
+        {"pophub_start_hooks": [{"name": "x", "run_as": "user", "content": "true"}] * 2},
+        "pophub_start_hooks lists the name 'x' twice",
+    ),
+    "pam-users-twice": (
+        {"pophub_auth": "pam", "pophub_pam_users": [{"name": "alice", "password_hash": "$6$salt$hash"}] * 2},
+        "pophub_pam_users lists the name 'alice' twice",
+    ),
+    "admins-twice": ({"pophub_admin_users": ["organizer", "organizer"]}, "pophub_admin_users lists 'organizer' twice"),
+    "team-member-as-mapping": (
+        {"pophub_teams": {"team-a": [{"name": "ann"}]}},
+        "pophub_teams: team-a entry 1 ('ann') is '{name: ann}', which is not text",
+    ),
+    "admin-name-with-space": (
+        {"pophub_admin_users": ["the organizer"]},
+        "pophub_admin_users entry 1 is 'the organizer'",
+    ),
+    "oidc-plain-http-issuer": (
+        {
+            "pophub_auth": "oidc",
+            "pophub_oidc_issuer": "http://idp.example.org",
+            "pophub_oidc_client_id": "id",
+            "pophub_oidc_client_secret": "s",
+            "pophub_oidc_allowed_groups": ["staff"],
+        },
+        "pophub_oidc_issuer is 'http://idp.example.org': write an https:// URL",
+    ),
+    "git-repo-option": ({"pophub_git_repo": "--upload-pack=touch /tmp/x"}, "not starting with -"),
+    "git-repo-with-token": (
+        {"pophub_git_repo": "https://ann:ghp_secret@github.com/org/data.git"},
+        "with no password or token in it",
+    ),
+    "backup-calendar-in-words": (
+        {"pophub_backup_on_calendar": "every night"},
+        "pophub_backup_on_calendar is 'every night'",
+    ),
+    "password-null": ({"pophub_shared_password": None}, "pophub_shared_password is empty (null)"),
+    "password-as-number": ({"pophub_shared_password": 12345678}, "(put it in quotes)"),
+    "gateway-outside-a-small-subnet": (
+        {"pophub_user_gateway": "172.28.9.1"},
+        "not an address inside pophub_user_subnet",
+    ),
+    "cpu-negative": ({"pophub_user_cpu_limit": -1}, "pophub_user_cpu_limit is -1"),
+    "extra-name-without-kind": ({"pophub_tls_extra_names": ["203.0.113.10"]}, "write IP:<address> or DNS:<name>"),
+    "fail2ban-ignore-a-word": ({"pophub_fail2ban_ignoreip": ["venue"]}, "pophub_fail2ban_ignoreip entry 1 is 'venue'"),
+    "letsencrypt-email-without-domain": (
+        {"pophub_tls": "letsencrypt", "pophub_letsencrypt_email": "organizer"},
+        "pophub_letsencrypt_email is 'organizer'",
+    ),
+    "users-file-with-a-bad-line": (
+        {"pophub_users_file": str(ROOT / "tests/unit/data/users-with-a-bad-line.txt")},
+        "users-with-a-bad-line.txt) line 4 is 'Clara Smith'",
+    ),
+    "setting-that-fails-to-render": (
+        {"pophub_data_dir": "{{ no_such_variable }}/data"},
+        "pophub_data_dir could not be worked out",
+    ),
 }
 
 
 @pytest.fixture(scope="module")
 def preflight_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("preflight")
-    hosts = {"control": {**GOOD}}
+    hosts = {name: {**GOOD, **settings} for name, settings in CONTROLS.items()}
     for name, (settings, _) in CASES.items():
         hosts[name] = {**GOOD, **settings}
     for vars_ in hosts.values():
@@ -196,10 +308,11 @@ def preflight_run(tmp_path_factory):
     return json.loads(result.stdout)
 
 
-def test_the_control_host_passes_preflight(preflight_run):
-    task, result = failures(preflight_run)["control"]
-    assert result.get("unreachable"), f"control failed at {task}: {result.get('msg')}"
-    assert preflight_run["stats"]["control"]["failures"] == 0
+@pytest.mark.parametrize("control", sorted(CONTROLS))
+def test_a_good_inventory_passes_preflight(preflight_run, control):
+    task, result = failures(preflight_run)[control]
+    assert result.get("unreachable"), f"{control} failed at {task}: {result.get('msg')}"
+    assert preflight_run["stats"][control]["failures"] == 0
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -1,0 +1,40 @@
+"""The problems of this host's event settings, as sentences: lookup('pophub_settings').
+
+Every pophub_* variable the host has is checked against the spec (src/pophub/settings.yml), and
+every variable named after a role against that role's meta/argument_specs.yml. Each value is
+worked out (templated) on its own, so one that fails to render is named instead of stopping the
+check. The logic lives in pophub.settings; this file only hands it the host's variables."""
+
+import sys
+from pathlib import Path
+
+from ansible.errors import AnsibleError
+from ansible.plugins.lookup import LookupBase
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(ROOT / "src"))
+
+from pophub import settings  # noqa: E402 (after the path that holds it)
+
+DOCUMENTATION = """
+name: pophub_settings
+short_description: the problems of this host's event settings
+description: Checks every pophub_* variable, and every role variable, against its spec.
+"""
+
+
+class LookupModule(LookupBase):
+    def run(self, terms, variables=None, **kwargs):
+        spec = settings.load_spec()
+        role_specs = settings.load_role_specs(ROOT / "roles")
+        values, problems = {}, []
+        for name in sorted(variables or {}):
+            if not (name.startswith(settings.PREFIX) or settings.role_of(name, role_specs)):
+                continue
+            try:
+                values[str(name)] = settings.plain(self._templar.template(variables[name]))
+            except AnsibleError as error:
+                message = str(error).splitlines()[0] if str(error) else type(error).__name__
+                problems.append(f"{name} could not be worked out: {message}")
+        return [problems + settings.problems(values, spec, role_specs)]

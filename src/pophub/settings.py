@@ -1,0 +1,492 @@
+"""The event settings: the spec of every pophub_* setting, and the check of an inventory against it.
+
+The spec (settings.yml beside this file) uses the keys of a role's meta/argument_specs.yml plus a
+few of its own (see the head of that file). `problems()` checks the values an inventory gives,
+together with the role variables it sets directly against those roles' argument specs, and
+returns one sentence per mistake: the setting, the entry, what is wrong and what to write. It
+never repeats a secret. Nothing here imports Ansible, so it is tested with plain pytest.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+SPEC_FILE = Path(__file__).with_name("settings.yml")
+PREFIX = "pophub_"
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+_CALENDAR_WORDS = {
+    "minutely", "hourly", "daily", "weekly", "monthly", "yearly", "annually", "quarterly", "semiannually",
+}  # fmt: skip
+_DAY = r"(mon|tue|wed|thu|fri|sat|sun)[a-z]*"
+_CALENDAR = re.compile(
+    rf"^({_DAY}([.,]{{1,2}}{_DAY})*\s+)?"  # weekdays: Mon, Mon..Fri, Sat,Sun
+    r"([0-9*][0-9*,./~]*-[0-9*][0-9*,./~]*-[0-9*][0-9*,./~]*\s+)?"  # date: *-*-*, 2026-12-01
+    r"[0-9*][0-9*,./]*:[0-9*][0-9*,./]*(:[0-9*][0-9*,./]*)?"  # time: 03:00, 03:00:00, *:0/15
+    r"(\s+[A-Za-z_/+-]+)?$",  # a time zone
+    re.IGNORECASE,
+)
+
+
+def _regex(pattern, flags=0):
+    compiled = re.compile(pattern, flags)
+    return lambda value: compiled.fullmatch(value) is not None
+
+
+def _url(value, base_only=False):
+    """http(s) URL; plain http only to this machine itself, where nothing in between can read it."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    if parts.scheme not in ("https", "http") or not parts.hostname or " " in value:
+        return False
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        return False
+    return not base_only or parts.path in ("",)
+
+
+def _git_repository(value):
+    if value.startswith("-") or any(c.isspace() for c in value):
+        return False
+    if re.fullmatch(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^:]\S*", value):  # git@host:org/repo.git
+        return True
+    if value.startswith("/"):
+        return True
+    parts = urlsplit(value)
+    # A password or token in the URL would be readable on the box: refuse it.
+    return parts.scheme in ("https", "http", "ssh", "git", "file") and parts.password is None
+
+
+def _ip_or_network(value):
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _ipv4_network(value):
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        return False
+    return "/" in value and 8 <= network.prefixlen <= 28
+
+
+def _ipv4_address(value):
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+# format -> (test, what it should look like)
+FORMATS = {
+    "hostname": (
+        _regex(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?"),
+        "the bare name users will type, e.g. hub.example.org (no https://, no port, no path)",
+    ),
+    "email": (_regex(r"[^@\s]+@[^@\s]+\.[^@\s]+"), "an e-mail address, e.g. organizer@example.org"),
+    "file": (os.path.isfile, "the path of a file on this machine (the controller)"),
+    "subject_alt_name": (_regex(r"(IP|DNS):\S+"), "IP:<address> or DNS:<name>, e.g. IP:203.0.113.10"),
+    "username": (
+        _regex(r"[A-Za-z0-9][A-Za-z0-9._@+-]*"),
+        "a username: letters, digits and . _ @ + -, no spaces, starting with a letter or digit",
+    ),
+    "system_user": (_regex(r"[a-z_][a-z0-9_-]{0,31}"), "a system account name: lowercase letters, digits, - and _"),
+    "crypt_hash": (
+        _regex(r"\$(6|5|y)\$\S+"),
+        "a crypt hash such as the output of `openssl passwd -6`, never the password itself",
+    ),
+    "base_url": (
+        lambda v: _url(v, base_only=True),
+        "an https:// address with no path and no trailing slash, e.g. https://github.com",
+    ),
+    "url": (_url, "an https:// URL (plain http:// only to localhost)"),
+    "github_org_or_team": (
+        _regex(r"[A-Za-z0-9][A-Za-z0-9-]*(:[A-Za-z0-9][A-Za-z0-9_.-]*)?"),
+        "an organization (my-org) or a team (my-org:team-slug, the team's name as in its URL)",
+    ),
+    "github_team": (
+        _regex(r"[A-Za-z0-9][A-Za-z0-9-]*:[A-Za-z0-9][A-Za-z0-9_.-]*"),
+        "a team as my-org:team-slug (the team's name as in its URL)",
+    ),
+    "no_spaces": (_regex(r"\S+"), "one word, without spaces"),
+    "apt_package": (_regex(r"[a-z0-9][a-z0-9.+-]*(=\S+)?"), "a Debian package name, e.g. gdal-bin"),
+    "image_name": (_regex(r"[a-z0-9][a-z0-9-]{0,39}"), "a short id of lowercase letters, digits and -"),
+    "image_reference": (
+        _regex(r"[a-z0-9][A-Za-z0-9._/:@-]*"),
+        "an image reference without spaces, e.g. docker.io/library/python:3.12-slim-bookworm",
+    ),
+    "team_name": (_regex(r"[a-z0-9][a-z0-9-]{0,30}"), "lowercase letters, digits and -, at most 31"),
+    "absolute_path": (_regex(r"/\S*"), "an absolute path on the box without spaces, e.g. /srv/pophub/data"),
+    "hook_name": (_regex(r"[A-Za-z0-9_-]+"), "letters, digits, - and _, e.g. 10-notebooks"),
+    "git_repository": (
+        _git_repository,
+        "a repository URL (https://, ssh://, git@host:path) or a path on the box, with no password or token "
+        "in it and not starting with -",
+    ),
+    "git_branch": (
+        lambda v: re.fullmatch(r"[A-Za-z0-9._/][A-Za-z0-9._/-]*", v) is not None and ".." not in v,
+        "a branch name such as main",
+    ),
+    "timespan": (_regex(r"[0-9]+ ?(s|sec|min|m|h|d)?"), "a span like 15min, 1h or 30s"),
+    "sql_name": (_regex(r"[a-z_][a-z0-9_]{0,62}"), "a PostgreSQL name: lowercase letters, digits and _"),
+    "memory": (_regex(r"[0-9]+(\.[0-9]+)?[KMG]"), "a size like 2G or 512M"),
+    "systemd_calendar": (
+        lambda v: v.lower() in _CALENDAR_WORDS or _CALENDAR.fullmatch(v.strip()) is not None,
+        "a systemd calendar time like '*-*-* 03:00:00' or daily (check one with `systemd-analyze calendar`)",
+    ),
+    "ip_or_network": (_ip_or_network, "an IP address or network, e.g. 203.0.113.7 or 198.51.100.0/24"),
+    "ipv4_network": (_ipv4_network, "an IPv4 network in CIDR form, /8 to /28, e.g. 172.28.0.0/24"),
+    "ipv4_address": (_ipv4_address, "an IPv4 address, e.g. 172.28.0.1"),
+}
+
+_TYPE_WORDS = {
+    "str": "text",
+    "path": "a path",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "list": "a YAML list",
+    "dict": "a YAML mapping",
+}
+
+
+def plain(value):
+    """`value` as plain Python data (Ansible hands over subclasses of str, dict and list)."""
+    if isinstance(value, Mapping):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
+def load_spec(path=SPEC_FILE):
+    return yaml.safe_load(Path(path).read_text())
+
+
+def load_role_specs(roles_dir):
+    """{role name: the options of its main entry point}, from every role's meta/argument_specs.yml."""
+    specs = {}
+    for spec_file in sorted(Path(roles_dir).glob("*/meta/argument_specs.yml")):
+        entry = yaml.safe_load(spec_file.read_text())["argument_specs"]["main"]
+        specs[spec_file.parents[1].name] = entry.get("options", {})
+    return specs
+
+
+def defaults(spec):
+    return {name: entry["default"] for name, entry in spec.items()}
+
+
+def _show(value, spec):
+    if spec.get("secret"):
+        return "set to a secret" if value not in ("", None) else "empty"
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    text = text.removesuffix("\n...").removesuffix("...").strip()
+    return f"'{text}'" if len(text) <= 120 else f"'{text[:117]}...'"
+
+
+def _example(name, spec):
+    if "example" not in spec:
+        return ""
+    shown = yaml.safe_dump({name: spec["example"]}, default_flow_style=True, width=10_000).strip()
+    return f" For example: {shown[1:-1]}."
+
+
+def _what(spec):
+    what = spec.get("description", "").rstrip(".")
+    if what[1:2].islower():  # "The port" -> "the port", but "CPU cores" stays
+        what = what[0].lower() + what[1:]
+    return f" ({what})" if what else ""
+
+
+def _convert(value, kind):
+    """The value as the type the spec names, the way Ansible reads inventories; ValueError if it
+    is not one. Numbers may arrive as text (a template's result, an -e value)."""
+    if kind in ("str", "path"):
+        if isinstance(value, str):
+            return value
+        raise ValueError
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise ValueError
+    if kind == "int":
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value):
+            return int(value)
+        raise ValueError
+    if kind == "float":
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, (int, float)):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+(\.[0-9]+)?\s*", value):
+            return float(value)
+        raise ValueError
+    if kind == "list":
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        raise ValueError
+    if kind == "dict":
+        if isinstance(value, Mapping):
+            return dict(value)
+        raise ValueError
+    return value  # raw, or a type this checker does not know: left to the role
+
+
+def _near(name, known):
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def check_value(label, value, spec, name=None):
+    """Problems of one value against its spec, each a sentence naming `label`."""
+    name = name or label
+    kind = spec.get("type", "raw")
+    example = _example(name, spec)
+    if value is None:
+        return [
+            f"{label} is empty (null){_what(spec)}: give it a value, or delete the line to take the default.{example}"
+        ]
+    try:
+        value = _convert(value, kind)
+    except ValueError:
+        quote = " (put it in quotes)" if kind in ("str", "path") and isinstance(value, (int, float)) else ""
+        return [
+            f"{label} is {_show(value, spec)}, which is not {_TYPE_WORDS.get(kind, kind)}{quote}{_what(spec)}.{example}"
+        ]
+    problems = []
+    if "choices" in spec and value not in spec["choices"]:
+        choices = ", ".join(str(c) for c in spec["choices"])
+        near = _near(str(value), [str(c) for c in spec["choices"]])
+        return [f"{label} is {_show(value, spec)}{near}: set it to one of {choices}."]
+    if kind in ("int", "float"):
+        if "min" in spec and value < spec["min"]:
+            problems.append(f"{label} is {value}{_what(spec)}: it must be at least {spec['min']}.{example}")
+        if "max" in spec and value > spec["max"]:
+            problems.append(f"{label} is {value}{_what(spec)}: it must be at most {spec['max']}.{example}")
+    if kind in ("str", "path"):
+        if len(value) < spec.get("min_length", 0):
+            problems.append(f"{label} is empty{_what(spec)}: it needs a value.{example}")
+        elif value and "format" in spec:
+            test, looks_like = FORMATS[spec["format"]]
+            if not test(value):
+                problems.append(f"{label} is {_show(value, spec)}: write {looks_like}.{example}")
+    if kind == "list":
+        problems += _check_list(label, value, spec, name, example)
+    if kind == "dict":
+        problems += _check_dict(label, value, spec, example)
+    return problems
+
+
+def _check_list(label, items, spec, name, fix):
+    problems = []
+    if len(items) < spec.get("min_length", 0):
+        problems.append(f"{label} is empty{_what(spec)}: list at least {spec['min_length']}.{fix}")
+    element = {"type": spec.get("elements", "raw")}
+    if element["type"] == "dict":
+        element["options"] = spec.get("options", {})
+        element["one_of"] = spec.get("one_of")
+    for key in ("format", "choices", "secret"):
+        if key in spec:
+            element[key] = spec[key]
+    seen = {}
+    for index, item in enumerate(items, 1):
+        entry_label = _entry_label(label, index, item)
+        problems += check_value(entry_label, item, element, name=name)
+        unique = spec.get("unique")
+        key = item.get(unique) if isinstance(unique, str) and isinstance(item, Mapping) else item
+        if unique and isinstance(key, (str, int, float)):
+            if key in seen:
+                what = f"the {unique} '{key}'" if isinstance(unique, str) else f"'{key}'"
+                problems.append(
+                    f"{label} lists {what} twice (entries {seen[key]} and {index}): each must differ; remove "
+                    "or rename one."
+                )
+            seen.setdefault(key, index)
+    return problems
+
+
+def _entry_label(label, index, item):
+    if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+        return f"{label} entry {index} ('{item['name']}')"
+    return f"{label} entry {index}"
+
+
+def _check_dict(label, value, spec, fix):
+    problems = []
+    options = spec.get("options")
+    if options is not None:
+        for key in value:
+            if key not in options:
+                known = ", ".join(options)
+                problems.append(
+                    f"{label} has the key '{key}'{_near(str(key), list(options))}, which pophub does not know: "
+                    f"use only {known}."
+                )
+        for key, option in options.items():
+            if key in value:
+                problems += check_value(f"{label}: {key}", value[key], option, name=key)
+            elif option.get("required"):
+                problems.append(f"{label} has no {key}{_what(option)}: add it.")
+        one_of = spec.get("one_of")
+        if one_of and sum(key in value for key in one_of) != 1:
+            problems.append(f"{label} needs exactly one of {' or '.join(one_of)}.")
+    if "key_format" in spec:
+        test, looks_like = FORMATS[spec["key_format"]]
+        for key in value:
+            if not isinstance(key, str) or not test(key):
+                problems.append(f"{label} has the name '{key}': each name must be {looks_like}.{fix}")
+    if "values" in spec:
+        for key, item in value.items():
+            problems += check_value(f"{label}: {key}", item, spec["values"])
+    return problems
+
+
+def _within(value, network):
+    try:
+        address, net = ipaddress.ip_address(value), ipaddress.ip_network(network, strict=True)
+    except ValueError:
+        return True  # the formats of both are reported on their own
+    return address in net and address not in (net.network_address, net.broadcast_address)
+
+
+def problems(values, spec, role_specs=None):
+    """Every mistake in `values` (name -> value: the inventory's pophub_* settings and role variables
+    it sets), as sentences. Unknown pophub_* names and unknown role variables are mistakes too."""
+    role_specs = role_specs or {}
+    found = []
+    known = list(spec)
+    for name in sorted(values):
+        value = values[name]
+        if name in spec:
+            found += check_value(name, value, spec[name])
+            continue
+        role = role_of(name, role_specs)
+        if role is None and name.startswith(PREFIX):
+            found.append(
+                f"{name} is not a pophub setting{_near(name, known)}: fix its name, or remove it "
+                "(the example inventory lists every setting)."
+            )
+        elif role is not None:
+            options = role_specs[role]
+            if name in options:
+                found += check_value(name, value, options[name])
+            else:
+                found.append(
+                    f"{name} is not a variable of the {role} role{_near(name, list(options))}: fix its name, or "
+                    f"remove it (roles/{role}/README.md lists its variables)."
+                )
+    users_file = values.get("pophub_users_file")
+    if isinstance(users_file, str) and users_file and os.path.isfile(users_file):
+        found += users_file_problems(users_file)
+    for name, entry in spec.items():
+        other = entry.get("within")
+        # Only when both are there and well formed: their own problems are reported above.
+        if not (other and name in values and other in values):
+            continue
+        if check_value(name, values[name], entry) or check_value(other, values[other], spec[other]):
+            continue
+        if not _within(values[name], values[other]):
+            found.append(
+                f"{name} is '{values[name]}', which is not an address inside {other} ('{values[other]}'): set it "
+                f"to an address of that network, normally its first, e.g. {_first_host(values[other])}."
+            )
+    return found
+
+
+def read_users_file(path):
+    """The names in a users file: one a line; blank lines and # comments are skipped."""
+    return [(number, line.strip()) for number, line in enumerate(Path(path).read_text().splitlines(), 1)
+            if line.strip() and not line.strip().startswith("#")]  # fmt: skip
+
+
+def users_file_problems(path):
+    test, looks_like = FORMATS["username"]
+    found, seen = [], {}
+    for number, name in read_users_file(path):
+        if not test(name):
+            found.append(f"pophub_users_file ({path}) line {number} is '{name}': write one {looks_like} a line.")
+        elif name in seen:
+            found.append(f"pophub_users_file ({path}) lists '{name}' twice (lines {seen[name]} and {number}).")
+        seen.setdefault(name, number)
+    return found
+
+
+def _first_host(network):
+    try:
+        return str(next(iter(ipaddress.ip_network(network, strict=False).hosts())))
+    except (ValueError, StopIteration):
+        return "172.28.0.1"
+
+
+def role_of(name, role_specs):
+    """The role whose prefix `name` carries, the longest match first (event_image before event)."""
+    for role in sorted(role_specs, key=len, reverse=True):
+        if name.startswith(f"{role}_"):
+            return role
+    return None
+
+
+def _type_text(entry):
+    kind = entry.get("type", "raw")
+    if kind == "list":
+        inner = entry.get("elements", "raw")
+        if inner == "dict":
+            return "list of {" + ", ".join(entry.get("options", {})) + "}"
+        return f"list of {inner}"
+    if kind == "dict" and "values" in entry:
+        return "{name: " + _type_text(entry["values"]) + "}"
+    if "choices" in entry:
+        return " \\| ".join(f"`{c}`" for c in entry["choices"])
+    return kind
+
+
+def markdown_table(spec):
+    """The README's table of every setting (tests/unit/test_settings.py keeps the two equal)."""
+    rows = ["| Setting | Type | Default | What it is |", "|---|---|---|---|"]
+    for name, entry in spec.items():
+        default = yaml.safe_dump(entry["default"], default_flow_style=True, width=10_000).strip()
+        default = default.removesuffix("...").strip().replace("|", "\\|")
+        if default == "''":
+            default = '""'
+        if len(default) > 40:
+            default = "(see the example inventory)"
+        description = entry["description"].replace("|", "\\|")
+        rows.append(f"| `{name}` | {_type_text(entry)} | `{default}` | {description} |")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", action="store_true", help="print the README's table of every setting")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown_table(load_spec()), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
