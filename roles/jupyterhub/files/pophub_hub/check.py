@@ -1,21 +1,24 @@
-"""Check a jupyterhub_config.py before it replaces the running one.
+"""Check the hub's config before it replaces the running one.
 
-Loads the file with JupyterHub's own config machinery, refuses options that no class knows or
-that are deprecated, and instantiates the authenticator and the spawner it names. Exits non-zero
-with the reason, so Ansible's `validate:` keeps the old file and the running hub stays up.
+    python -m pophub_hub.check [--settings FILE] [--auth FILE] CONFIG...
 
-Usage: python pophub-check-config PATH   (with the hub's virtualenv's python)
-"""
+Loads each jupyterhub_config.py with JupyterHub's own config machinery (with FILE as its settings
+or its login secrets in place of the installed ones), refuses options that no class knows or that
+are deprecated, and instantiates the authenticator and the spawner it names. Exits non-zero with
+the reason, so Ansible's `validate:` keeps the old file and the running hub stays up. Run it with
+the hub's environment's python."""
 
+import argparse
 import inspect
 import logging
 import os
 import sys
 import warnings
+from contextlib import contextmanager
 from types import SimpleNamespace
 
-# Secrets the config reads from the environment that systemd builds for the hub; their values
-# do not matter for the check.
+# Secrets the config reads from the environment that systemd builds for the hub; their values do
+# not matter for the check.
 PLACEHOLDER_ENVIRONMENT = ("JUPYTERHUB_DB_PASSWORD", "POPHUB_DB_PROVISIONER_PASSWORD")
 # Packages whose deprecation warnings mean the config uses an outdated name.
 WATCHED_MODULES = ("jupyterhub", "oauthenticator", "dockerspawner", "traitlets")
@@ -63,22 +66,40 @@ class _WarningCollector(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def check(path):
-    """Load `path`; return (app, authenticator, spawner) or raise with the reason."""
-    for name in PLACEHOLDER_ENVIRONMENT:
-        os.environ.setdefault(name, "placeholder")
-    from jupyterhub.app import JupyterHub
-    from jupyterhub.proxy import ConfigurableHTTPProxy
+@contextmanager
+def _environment(values):
+    """os.environ with `values` set, as it was again afterwards."""
+    saved = dict(os.environ)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
+
+def check(path, settings=None, auth=None):
+    """Load the config at `path` (with the settings file `settings` and the login secrets file
+    `auth`, if given); return (app, authenticator, spawner) or raise with the reason."""
+    environment = {name: os.environ.get(name, "placeholder") for name in PLACEHOLDER_ENVIRONMENT}
+    if settings:
+        environment["POPHUB_SETTINGS_FILE"] = str(settings)
+    if auth:
+        environment["POPHUB_AUTH_FILE"] = str(auth)
     collector = _WarningCollector()
     logging.getLogger().addHandler(collector)
     try:
-        return _check(path, JupyterHub, ConfigurableHTTPProxy, collector)
+        with _environment(environment):
+            return _check(str(path), collector)
     finally:
         logging.getLogger().removeHandler(collector)
 
 
-def _check(path, JupyterHub, ConfigurableHTTPProxy, collector):
+def _check(path, collector):
+    from jupyterhub import orm
+    from jupyterhub.app import JupyterHub
+    from jupyterhub.proxy import ConfigurableHTTPProxy
+
     with warnings.catch_warnings():
         # Deprecations raised by the hub's own packages are errors; others' (say, a plugin's use of
         # a deprecated standard library call) are not the config's doing.
@@ -88,16 +109,12 @@ def _check(path, JupyterHub, ConfigurableHTTPProxy, collector):
         app = JupyterHub()
         app.log.addHandler(collector)
         app.load_config_file(path)
-        classes = configurable_classes(
-            JupyterHub, ConfigurableHTTPProxy, app.authenticator_class, app.spawner_class
-        )
+        classes = configurable_classes(JupyterHub, ConfigurableHTTPProxy, app.authenticator_class, app.spawner_class)
         problems = option_problems(app.config, classes)
         if problems:
             raise ValueError("unusable options:\n  " + "\n  ".join(problems))
         # Authenticators that keep tables of their own (NativeAuthenticator) get a throwaway
         # in-memory database, the way the hub hands them its own.
-        from jupyterhub import orm
-
         scratch_db = orm.new_session_factory("sqlite:///:memory:")()
         authenticator = app.authenticator_class(config=app.config, _deprecated_db_session=scratch_db)
         authenticator.check_allow_config()
@@ -108,18 +125,23 @@ def _check(path, JupyterHub, ConfigurableHTTPProxy, collector):
     return app, authenticator, spawner
 
 
-def main(argv):
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    try:
-        _, authenticator, spawner = check(argv[1])
-    except Exception as error:  # any failure means: do not install this config
-        print(f"{argv[1]}: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-    print(f"{argv[1]}: ok ({type(authenticator).__name__}, {type(spawner).__name__})")
-    return 0
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m pophub_hub.check", description=__doc__.split("\n")[0])
+    parser.add_argument("--settings", help="the settings file to check (default: the one the config names)")
+    parser.add_argument("--auth", help="the login secrets to check (default: the ones the config names)")
+    parser.add_argument("configs", nargs="+", metavar="CONFIG", help="a jupyterhub_config.py")
+    args = parser.parse_args(argv)
+    failed = False
+    for path in args.configs:
+        try:
+            _, authenticator, spawner = check(path, settings=args.settings, auth=args.auth)
+        except Exception as error:  # noqa: BLE001 (any failure means: do not install this config)
+            print(f"{path}: {type(error).__name__}: {error}", file=sys.stderr)
+            failed = True
+        else:
+            print(f"{path}: ok ({type(authenticator).__name__}, {type(spawner).__name__})")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main())

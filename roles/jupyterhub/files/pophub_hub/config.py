@@ -1,0 +1,188 @@
+"""Every option of the hub, set from its settings file and its secrets.
+
+jupyterhub_config.py is three calls: read_settings(), read_secrets() and configure(). The settings
+file (pophub-hub.json, rendered by the jupyterhub role) holds no secret; its keys are the role's
+variables without their `jupyterhub_` prefix, plus the digests that make a change of the secrets or
+of this package alone rewrite it, so that it is checked again (python -m pophub_hub.check)."""
+
+import json
+import sys
+from pathlib import Path
+
+from pophub_hub import auth, db, spawner
+
+SETTINGS = frozenset(
+    {
+        "secrets_digest", "code_digest", "cookie_secret_file",
+        "hub_ip", "hub_port", "public_url", "proxy_port", "proxy_api_port", "db",
+        "authenticator", "admin_users", "allowed_users", "blocked_users",
+        "native_open_signup", "native_minimum_password_length", "pam_group",
+        "oauth_client_id", "github_url", "github_allowed_organizations", "github_admin_teams",
+        "oidc_authorize_url", "oidc_token_url", "oidc_userdata_url", "oidc_scopes", "oidc_username_claim",
+        "oidc_groups_claim", "oidc_allowed_groups", "oidc_admin_groups", "oidc_allow_all_users",
+        "oidc_login_service", "allow_insecure_dummy_auth",
+        "images", "network_name", "home_volume", "home_path", "extra_volumes", "default_url",
+        "user_database", "user_environment", "mem_limit", "cpu_limit", "pids_limit",
+        "start_timeout", "http_timeout", "concurrent_spawn_limit", "docker_threads",
+        "teams", "team_account_prefix", "verify_user", "idle_timeout", "idle_cull_every", "activity_interval",
+    }
+)  # fmt: skip
+
+
+def read_settings(path):
+    """The settings in the JSON file at `path`; refused when a key is missing or unknown."""
+    settings = json.loads(Path(path).read_text())
+    missing, unknown = sorted(SETTINGS - settings.keys()), sorted(settings.keys() - SETTINGS)
+    if missing or unknown:
+        raise ValueError(
+            f"{path} does not match this pophub_hub: missing settings {missing}, unknown settings {unknown}"
+        )
+    return settings
+
+
+def read_secrets(auth_file, environ):
+    """The login secrets in `auth_file` (auth.json), and those systemd hands the hub in `environ`."""
+    return {
+        **json.loads(Path(auth_file).read_text()),
+        "db_password": environ["JUPYTERHUB_DB_PASSWORD"],
+        "db_provisioner_password": environ.get("POPHUB_DB_PROVISIONER_PASSWORD"),
+        "verify_token": environ.get("POPHUB_VERIFY_TOKEN", ""),
+    }
+
+
+def configure(c, settings, secrets):
+    """Set every option of the hub on `c`, the config jupyterhub_config.py gets from JupyterHub."""
+    _hub(c, settings, secrets)
+    auth.configure(c, settings, secrets)
+    _servers(c, settings, secrets)
+    _services(c, settings, secrets)
+    if settings["teams"]:
+        _teams(c, settings)
+
+
+def _hub(c, settings, secrets):
+    """The hub, its proxy and its database."""
+    c.JupyterHub.hub_bind_url = f"http://{settings['hub_ip']}:{settings['hub_port']}"
+    if settings["public_url"]:
+        c.JupyterHub.public_url = settings["public_url"]
+    # The proxy runs as its own unit (jupyterhub-proxy.service), so browser connections to running
+    # servers survive a hub restart. Its token arrives as CONFIGPROXY_AUTH_TOKEN.
+    c.ConfigurableHTTPProxy.should_start = False
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings['proxy_api_port']}"
+    c.JupyterHub.bind_url = f"http://127.0.0.1:{settings['proxy_port']}"
+    # Leave user servers running when the hub stops or restarts.
+    c.JupyterHub.cleanup_servers = False
+
+    c.JupyterHub.cookie_secret_file = settings["cookie_secret_file"]
+    database = settings["db"]
+    c.JupyterHub.db_url = "postgresql+psycopg://{user}:{password}@{host}:{port}/{name}".format(
+        password=secrets["db_password"], **database
+    )
+    # Reconnect by itself after PostgreSQL restarts: a connection is tested when taken from the pool,
+    # and each request starts with the connection handed back (see db.release_db_connection).
+    c.JupyterHub.db_kwargs = {"pool_pre_ping": True}
+    db.patch_handlers()
+
+
+def _servers(c, settings, secrets):
+    """User servers: one Docker container each."""
+    c.JupyterHub.spawner_class = spawner.PophubDockerSpawner
+    c.PophubDockerSpawner.docker_threads = settings["docker_threads"]
+    # The images on offer, by the name users see; the first is the default. A start that asks for
+    # anything else is refused (HTTP 400), through the form and the API alike.
+    images = settings["images"]
+    c.DockerSpawner.allowed_images = {image["display_name"]: image["ref"] for image in images}
+    c.DockerSpawner.image = images[0]["ref"]
+    if len(images) > 1:
+        c.DockerSpawner.options_form = spawner.image_form
+    # Images are built on the box before users arrive; a spawn never waits for a pull.
+    c.DockerSpawner.pull_policy = "never"
+    c.DockerSpawner.network_name = settings["network_name"]
+    c.DockerSpawner.use_internal_ip = True
+    # A stopped server's container is removed; its home lives on in the named volume, and the next
+    # start uses the current image.
+    c.DockerSpawner.remove = True
+    c.DockerSpawner.volumes = {
+        settings["home_volume"]: settings["home_path"],
+        **{
+            volume["source"]: {"bind": volume["target"], "mode": volume.get("mode", "rw")}
+            for volume in settings["extra_volumes"]
+        },
+    }
+    c.DockerSpawner.notebook_dir = settings["home_path"]
+    c.DockerSpawner.mem_limit = settings["mem_limit"]
+    if settings["cpu_limit"] > 0:
+        c.DockerSpawner.cpu_limit = float(settings["cpu_limit"])
+    c.DockerSpawner.extra_host_config = {
+        "pids_limit": settings["pids_limit"],
+        "security_opt": ["no-new-privileges"],
+    }
+    c.Spawner.cmd = ["jupyterhub-singleuser"]
+    c.Spawner.default_url = settings["default_url"]
+    c.Spawner.start_timeout = settings["start_timeout"]
+    c.Spawner.http_timeout = settings["http_timeout"]
+    c.JupyterHub.concurrent_spawn_limit = settings["concurrent_spawn_limit"]
+
+    c.DockerSpawner.environment = dict(settings["user_environment"])
+    # How often a server tells the hub it is in use, and how often the hub reads the proxy's record
+    # of requests: the idle culler judges servers by the last of these.
+    c.DockerSpawner.environment["JUPYTERHUB_ACTIVITY_INTERVAL"] = str(settings["activity_interval"])
+    c.JupyterHub.last_activity_interval = settings["activity_interval"]
+
+    database = settings["user_database"]
+    if database["name"]:
+        # The event database, reached on the user network's gateway. Each user logs in with a role
+        # of their own (private schema, read access to the shared datasets), with a password made
+        # afresh for every start; libpq and psycopg in the container read PG* by themselves.
+        c.DockerSpawner.environment.update(
+            PGHOST=database["host"], PGPORT=str(database["port"]), PGDATABASE=database["name"]
+        )
+        c.Spawner.pre_spawn_hook = spawner.database_role_hook(database, secrets["db_provisioner_password"])
+
+
+def _services(c, settings, secrets):
+    """pophub-verify and the idle culler, each with the least scopes it needs."""
+    # pophub-verify: the post-deploy check (playbooks/verify.yml) acts as one test user through it,
+    # whatever the login method. Its scopes reach that user and nothing else.
+    user = settings["verify_user"]
+    c.JupyterHub.services = [{"name": "pophub-verify", "api_token": secrets["verify_token"]}]
+    c.JupyterHub.load_roles = [
+        {
+            "name": "pophub-verify",
+            "scopes": [f"admin:users!user={user}", f"servers!user={user}", f"access:servers!user={user}"],
+            "services": ["pophub-verify"],
+        }
+    ]
+    if settings["idle_timeout"] > 0:
+        # The scopes jupyterhub-idle-culler 2.0.0 documents for culling servers (admin:users would
+        # be needed only with --cull-users, which pophub does not use).
+        command = [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={settings['idle_timeout']}"]
+        if settings["idle_cull_every"] > 0:
+            command.append(f"--cull-every={settings['idle_cull_every']}")
+        c.JupyterHub.services.append({"name": "idle-culler", "command": command})
+        c.JupyterHub.load_roles.append(
+            {
+                "name": "idle-culler",
+                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+                "services": ["idle-culler"],
+            }
+        )
+
+
+def _teams(c, settings):
+    """Each team is a group; its role lets members start, open and stop the server of the team's
+    shared account, and nothing else of it. Members' own servers stay private as always. Nobody logs
+    in as a shared account: it exists only to own a server and a home."""
+    teams, prefix = settings["teams"], settings["team_account_prefix"]
+    c.JupyterHub.load_groups = {team: {"users": members} for team, members in teams.items()}
+    c.JupyterHub.load_groups["pophub-team-accounts"] = {"users": [prefix + team for team in teams]}
+    c.Authenticator.blocked_users = set(settings["blocked_users"]) | {prefix + team for team in teams}
+    for team in teams:
+        account = prefix + team
+        c.JupyterHub.load_roles.append(
+            {
+                "name": f"team-{team}",
+                "scopes": [f"servers!user={account}", f"access:servers!user={account}", f"read:users!user={account}"],
+                "groups": [team],
+            }
+        )

@@ -1,0 +1,507 @@
+"""The pophub_hub package's functions, one by one (the hub's code; roles/jupyterhub/files/pophub_hub)."""
+
+import asyncio
+import json
+import socket
+import sys
+import time
+from types import SimpleNamespace
+from typing import ClassVar
+
+import pytest
+from jupyterhub import orm
+from sqlalchemy import create_engine, text
+from traitlets.config import Config
+
+from pophub_hub import auth, config, db, spawner
+
+# Settings as the role renders them with its defaults, and one image.
+SETTINGS = {
+    "secrets_digest": "0" * 64,
+    "code_digest": "1" * 64,
+    "cookie_secret_file": "/var/lib/jupyterhub/jupyterhub_cookie_secret",
+    "hub_ip": "127.0.0.1",
+    "hub_port": 8081,
+    "public_url": "",
+    "proxy_port": 8000,
+    "proxy_api_port": 8001,
+    "db": {"host": "127.0.0.1", "port": 5432, "name": "jupyterhub", "user": "jupyterhub"},
+    "authenticator": "shared_password",
+    "admin_users": [],
+    "allowed_users": [],
+    "blocked_users": [],
+    "native_open_signup": False,
+    "native_minimum_password_length": 8,
+    "pam_group": "pophub-pam",
+    "oauth_client_id": "",
+    "github_url": "https://github.com",
+    "github_allowed_organizations": [],
+    "github_admin_teams": [],
+    "oidc_authorize_url": "",
+    "oidc_token_url": "",
+    "oidc_userdata_url": "",
+    "oidc_scopes": ["openid", "profile", "email"],
+    "oidc_username_claim": "preferred_username",
+    "oidc_groups_claim": "groups",
+    "oidc_allowed_groups": [],
+    "oidc_admin_groups": [],
+    "oidc_allow_all_users": False,
+    "oidc_login_service": "single sign-on",
+    "allow_insecure_dummy_auth": False,
+    "images": [{"display_name": "Python", "ref": "pophub/python:0123456789ab"}],
+    "network_name": "pophub-users",
+    "home_volume": "pophub-home-{username}",
+    "home_path": "/home/jovyan",
+    "extra_volumes": [],
+    "default_url": "/lab",
+    "user_database": {"host": "", "port": 5432, "name": "", "provisioner": ""},
+    "user_environment": {},
+    "mem_limit": "2G",
+    "cpu_limit": 0.0,
+    "pids_limit": 1024,
+    "start_timeout": 300,
+    "http_timeout": 120,
+    "concurrent_spawn_limit": 20,
+    "docker_threads": 8,
+    "teams": {},
+    "team_account_prefix": "collab-",
+    "verify_user": "pophub-verify",
+    "idle_timeout": 3600,
+    "idle_cull_every": 0,
+    "activity_interval": 300,
+}
+SECRETS = {
+    "shared_password": "event-password",
+    "admin_password": "a" * 32,
+    "oauth_client_secret": "client-secret",
+    "db_password": "hub-secret",
+    "db_provisioner_password": "provisioner-secret",
+    "verify_token": "verify-token",
+}
+
+
+def configured(**settings):
+    c = Config()
+    config.configure(c, {**SETTINGS, **settings}, SECRETS)
+    return c
+
+
+# --- Reading the settings and the secrets -----------------------------------------------------
+def test_the_sample_settings_are_the_packages(tmp_path):
+    path = tmp_path / "pophub-hub.json"
+    path.write_text(json.dumps(SETTINGS))
+    assert config.read_settings(path) == SETTINGS
+
+
+def test_settings_with_a_key_missing_or_unknown_are_refused(tmp_path):
+    path = tmp_path / "pophub-hub.json"
+    settings = {key: value for key, value in SETTINGS.items() if key != "teams"}
+    path.write_text(json.dumps({**settings, "temas": {}}))
+    with pytest.raises(ValueError, match=r"missing settings \['teams'\], unknown settings \['temas'\]"):
+        config.read_settings(path)
+
+
+def test_secrets_come_from_auth_json_and_the_environment(tmp_path):
+    path = tmp_path / "auth.json"
+    path.write_text(json.dumps({"shared_password": "p", "admin_password": "", "oauth_client_secret": ""}))
+    secrets = config.read_secrets(path, {"JUPYTERHUB_DB_PASSWORD": "db", "POPHUB_VERIFY_TOKEN": "t"})
+    assert secrets == {
+        "shared_password": "p",
+        "admin_password": "",
+        "oauth_client_secret": "",
+        "db_password": "db",
+        "db_provisioner_password": None,
+        "verify_token": "t",
+    }
+    with pytest.raises(KeyError, match="JUPYTERHUB_DB_PASSWORD"):
+        config.read_secrets(path, {})
+
+
+# --- configure(), method by method --------------------------------------------------------------
+def test_shared_password():
+    c = configured(admin_users=["organizer"])
+    assert c.JupyterHub.authenticator_class == "shared-password"
+    assert c.SharedPasswordAuthenticator.user_password == "event-password"
+    assert c.SharedPasswordAuthenticator.admin_password == "a" * 32
+    assert c.Authenticator.admin_users == {"organizer"} and c.Authenticator.allow_all is True
+    assert "allowed_users" not in c.Authenticator and "blocked_users" not in c.Authenticator
+
+
+def test_shared_password_without_admins_or_with_listed_users():
+    c = configured(allowed_users=["alice"], blocked_users=["mallory"])
+    assert "admin_password" not in c.SharedPasswordAuthenticator
+    assert c.Authenticator.allow_all is False
+    assert c.Authenticator.allowed_users == {"alice"} and c.Authenticator.blocked_users == {"mallory"}
+
+
+def test_native():
+    c = configured(authenticator="native", native_open_signup=True, native_minimum_password_length=12)
+    native = c.NativeAuthenticator
+    assert c.JupyterHub.authenticator_class == "native"
+    assert (native.enable_signup, native.open_signup, native.check_common_password) == (True, True, True)
+    assert native.minimum_password_length == 12 and c.Authenticator.allow_all is True
+    from nativeauthenticator.handlers import LoginHandler
+
+    # The no-op timer NativeAuthenticator 1.3.0's login handler needs under JupyterHub 6.
+    LoginHandler.statsd.timer("login.authenticate.successful").start().stop(send=True)
+
+
+def test_pam():
+    c = configured(authenticator="pam", pam_group="hub-logins")
+    assert c.JupyterHub.authenticator_class == "pam"
+    assert c.PAMAuthenticator.open_sessions is False and c.PAMAuthenticator.allowed_groups == {"hub-logins"}
+
+
+def test_github():
+    c = configured(
+        authenticator="github",
+        public_url="https://hub.example.org/",
+        oauth_client_id="gh-client",
+        github_allowed_organizations=["school"],
+        github_admin_teams=["school:tutors"],
+    )
+    github = c.GitHubOAuthenticator
+    assert c.JupyterHub.authenticator_class == "github"
+    assert (github.client_id, github.client_secret) == ("gh-client", "client-secret")
+    assert github.oauth_callback_url == "https://hub.example.org/hub/oauth_callback"
+    assert github.github_url == "https://github.com" and github.scope == ["read:org", "user:email"]
+    assert github.allowed_organizations == {"school"} and github.admin_groups == {"school:tutors"}
+    assert github.populate_teams_in_auth_state is True and github.manage_groups is True
+    teams = {
+        "teams": [
+            {"slug": "tutors", "organization": {"login": "school"}},
+            {"slug": "x", "organization": {"login": "y"}},
+        ]
+    }
+    assert github.auth_state_groups_key(teams) == ["school:tutors", "y:x"]
+    assert c.Authenticator.enable_auth_state is True
+
+
+def test_github_without_admin_teams_or_public_url():
+    c = configured(authenticator="github")
+    for name in ("oauth_callback_url", "manage_groups", "admin_groups", "auth_state_groups_key"):
+        assert name not in c.GitHubOAuthenticator
+    assert auth.github_team_names({}) == []
+
+
+def test_oidc():
+    c = configured(
+        authenticator="oidc",
+        oauth_client_id="oidc-client",
+        oidc_authorize_url="https://idp/auth",
+        oidc_token_url="https://idp/token",
+        oidc_userdata_url="https://idp/userinfo",
+        oidc_groups_claim="roles",
+        oidc_admin_groups=["teachers"],
+        oidc_allow_all_users=True,
+    )
+    oidc = c.GenericOAuthenticator
+    assert c.JupyterHub.authenticator_class == "generic-oauth"
+    assert (oidc.authorize_url, oidc.token_url, oidc.userdata_url) == (
+        "https://idp/auth",
+        "https://idp/token",
+        "https://idp/userinfo",
+    )
+    assert (oidc.client_id, oidc.client_secret) == ("oidc-client", "client-secret")
+    assert oidc.login_service == "single sign-on"
+    assert oidc.scope == ["openid", "profile", "email"] and oidc.username_claim == "preferred_username"
+    assert oidc.manage_groups is True and oidc.auth_state_groups_key == "oauth_user.roles"
+    assert oidc.admin_groups == {"teachers"} and "allowed_groups" not in oidc
+    assert c.Authenticator.allow_all is True and c.Authenticator.enable_auth_state is True
+
+
+def test_oidc_without_groups_leaves_groups_alone():
+    c = configured(authenticator="oidc")
+    assert "manage_groups" not in c.GenericOAuthenticator and c.Authenticator.allow_all is False
+
+
+def test_dummy_only_with_its_flag():
+    with pytest.raises(ValueError, match="jupyterhub_allow_insecure_dummy_auth"):
+        configured(authenticator="dummy")
+    c = configured(authenticator="dummy", allow_insecure_dummy_auth=True)
+    assert c.JupyterHub.authenticator_class == "dummy" and c.Authenticator.allow_all is True
+
+
+def test_an_unknown_method_is_named():
+    with pytest.raises(ValueError, match="authenticator is 'ldap': set jupyterhub_authenticator to one of"):
+        configured(authenticator="ldap")
+
+
+# --- configure(): the hub, servers, services, teams ---------------------------------------------
+def test_the_hub_and_its_proxy():
+    c = configured(public_url="https://hub.example.org/")
+    assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
+    assert c.JupyterHub.public_url == "https://hub.example.org/"
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
+    assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:8001"
+    assert c.ConfigurableHTTPProxy.should_start is False and c.JupyterHub.cleanup_servers is False
+    assert c.JupyterHub.db_url == "postgresql+psycopg://jupyterhub:hub-secret@127.0.0.1:5432/jupyterhub"
+    assert "public_url" not in configured().JupyterHub
+
+
+def test_servers():
+    c = configured(
+        images=[{"display_name": "A", "ref": "a:1"}, {"display_name": "B", "ref": "b:2"}],
+        extra_volumes=[{"source": "/srv/data", "target": "/data", "mode": "ro"}, {"source": "x", "target": "/x"}],
+        cpu_limit=2.0,
+        user_environment={"COURSE": "geo"},
+    )
+    assert c.JupyterHub.spawner_class is spawner.PophubDockerSpawner
+    assert c.PophubDockerSpawner.docker_threads == 8
+    assert c.DockerSpawner.allowed_images == {"A": "a:1", "B": "b:2"} and c.DockerSpawner.image == "a:1"
+    assert c.DockerSpawner.options_form is spawner.image_form
+    assert c.DockerSpawner.volumes == {
+        "pophub-home-{username}": "/home/jovyan",
+        "/srv/data": {"bind": "/data", "mode": "ro"},
+        "x": {"bind": "/x", "mode": "rw"},
+    }
+    assert c.DockerSpawner.cpu_limit == 2.0
+    assert c.DockerSpawner.environment == {"COURSE": "geo", "JUPYTERHUB_ACTIVITY_INTERVAL": "300"}
+    assert "pre_spawn_hook" not in c.Spawner
+
+
+def test_the_event_database_gives_each_server_a_login():
+    c = configured(user_database={"host": "172.28.0.1", "port": 5433, "name": "event", "provisioner": "prov"})
+    assert c.DockerSpawner.environment == {
+        "JUPYTERHUB_ACTIVITY_INTERVAL": "300", "PGHOST": "172.28.0.1", "PGPORT": "5433", "PGDATABASE": "event",
+    }  # fmt: skip
+    assert asyncio.iscoroutinefunction(c.Spawner.pre_spawn_hook)
+
+
+def test_services_and_their_roles():
+    c = configured(idle_cull_every=60, verify_user="checker")
+    assert c.JupyterHub.services == [
+        {"name": "pophub-verify", "api_token": "verify-token"},
+        {
+            "name": "idle-culler",
+            "command": [sys.executable, "-m", "jupyterhub_idle_culler", "--timeout=3600", "--cull-every=60"],
+        },
+    ]
+    assert c.JupyterHub.load_roles[0]["scopes"] == [
+        "admin:users!user=checker", "servers!user=checker", "access:servers!user=checker",
+    ]  # fmt: skip
+    assert [role["name"] for role in configured(idle_timeout=0).JupyterHub.load_roles] == ["pophub-verify"]
+
+
+def test_teams():
+    c = configured(teams={"a": ["ann"]}, blocked_users=["eve"], team_account_prefix="team-")
+    assert c.JupyterHub.load_groups == {"a": {"users": ["ann"]}, "pophub-team-accounts": {"users": ["team-a"]}}
+    assert c.Authenticator.blocked_users == {"eve", "team-a"}
+    assert c.JupyterHub.load_roles[-1] == {
+        "name": "team-a", "scopes": ["servers!user=team-a", "access:servers!user=team-a", "read:users!user=team-a"],
+        "groups": ["a"],
+    }  # fmt: skip
+    assert "load_groups" not in configured().JupyterHub
+
+
+# --- The spawner ----------------------------------------------------------------------------------
+def test_the_image_form_escapes_names_and_selects_the_default():
+    images = {'Python <3> & "friends"': "pophub/python:1", "R": "pophub/r:2"}
+    form = spawner.image_form(SimpleNamespace(image="pophub/r:2", allowed_images=images))
+    assert "<3>" not in form and '"friends"' not in form
+    escaped = "Python &lt;3&gt; &amp; &quot;friends&quot;"
+    assert f'<option value="{escaped}">{escaped}</option>' in form
+    assert '<option value="R" selected>R</option>' in form
+    assert form.count(" selected") == 1
+    assert form.startswith('<label for="image">Environment</label><select class="form-control" id="image" name="image"')
+
+
+def free_port():
+    """A port on 127.0.0.1 that nothing listens on (just released by the kernel)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def listen_later(port, delay):
+    await asyncio.sleep(delay)
+    return await asyncio.start_server(lambda reader, writer: writer.close(), "127.0.0.1", port)
+
+
+def test_the_readiness_wait_returns_once_the_server_accepts():
+    async def scenario():
+        port = free_port()
+        opening = asyncio.create_task(listen_later(port, 0.3))
+        started = time.monotonic()
+        accepted = await spawner.wait_until_accepting("127.0.0.1", port, timeout=10)
+        waited = time.monotonic() - started
+        server = await opening
+        server.close()
+        return accepted, waited
+
+    accepted, waited = asyncio.run(scenario())
+    assert accepted is True
+    assert 0.3 <= waited < 2, f"waited {waited:.2f} s for a server that listened after 0.3 s"
+
+
+def test_the_readiness_wait_gives_up_at_its_timeout():
+    started = time.monotonic()
+    assert asyncio.run(spawner.wait_until_accepting("127.0.0.1", free_port(), timeout=0.5)) is False
+    assert time.monotonic() - started < 2
+
+
+def test_start_returns_once_the_started_server_accepts(monkeypatch):
+    port = free_port()
+
+    async def docker_start(self):
+        return "127.0.0.1", port
+
+    monkeypatch.setattr(spawner.DockerSpawner, "start", docker_start)
+
+    async def scenario():
+        opening = asyncio.create_task(listen_later(port, 0.3))
+        server = spawner.PophubDockerSpawner(user=SimpleNamespace(name="alice"))
+        started = time.monotonic()
+        address = await server.start()
+        waited = time.monotonic() - started
+        (await opening).close()
+        return address, waited
+
+    address, waited = asyncio.run(scenario())
+    assert address == ("127.0.0.1", port) and 0.3 <= waited < 2
+
+
+def test_every_server_shares_one_pool_of_docker_threads(monkeypatch):
+    monkeypatch.setattr(spawner.PophubDockerSpawner, "_executor", None)
+    c = Config()
+    c.PophubDockerSpawner.docker_threads = 3
+    first = spawner.PophubDockerSpawner(config=c, user=SimpleNamespace(name="a"))
+    second = spawner.PophubDockerSpawner(config=c, user=SimpleNamespace(name="b"))
+    assert first.executor is second.executor and first.executor._max_workers == 3
+    assert spawner.DockerSpawner._executor is not first.executor
+
+
+class FakeCursor:
+    def __init__(self, row):
+        self.row = row
+
+    async def fetchone(self):
+        return self.row
+
+
+class FakeConnection:
+    """Stands in for psycopg's AsyncConnection: records what the hook asks of the database."""
+
+    made: ClassVar[list] = []
+
+    def __init__(self, **kwargs):
+        self.kwargs, self.queries = kwargs, []
+        FakeConnection.made.append(self)
+
+    @classmethod
+    async def connect(cls, **kwargs):
+        return cls(**kwargs)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        return False
+
+    async def execute(self, query, params):
+        self.queries.append((query, params))
+        return FakeCursor(("pophub_u_alice",))
+
+
+def test_the_provisioning_hook_hands_the_server_its_own_login(monkeypatch):
+    monkeypatch.setattr(spawner.psycopg, "AsyncConnection", FakeConnection)
+    FakeConnection.made.clear()
+    database = {"host": "172.28.0.1", "port": 5433, "name": "event", "provisioner": "prov"}
+    hook = spawner.database_role_hook(database, "s3cret")
+    server = SimpleNamespace(user=SimpleNamespace(name="alice"), environment={"PGHOST": "172.28.0.1"})
+    asyncio.run(hook(server))
+    (connection,) = FakeConnection.made
+    assert connection.kwargs == {
+        "host": "127.0.0.1",
+        "port": 5433,
+        "dbname": "event",
+        "user": "prov",
+        "password": "s3cret",
+        "connect_timeout": 10,
+    }
+    ((query, (name, password)),) = connection.queries
+    assert query == "SELECT public.pophub_provision_user(%s, %s)" and name == "alice"
+    assert server.environment == {"PGHOST": "172.28.0.1", "PGUSER": "pophub_u_alice", "PGPASSWORD": password}
+    assert len(password) >= 32
+    asyncio.run(hook(server))
+    assert FakeConnection.made[1].queries[0][1][1] != password, "every start gets a fresh password"
+
+
+# --- The database -------------------------------------------------------------------------------
+@pytest.fixture
+def session():
+    return orm.new_session_factory("sqlite:///:memory:")()
+
+
+def run_prepare(session):
+    calls = []
+
+    async def prepare(handler):
+        calls.append(handler)
+        return "prepared"
+
+    handler = SimpleNamespace(db=session)
+    assert asyncio.run(db.release_db_connection(prepare)(handler)) == "prepared"
+    assert calls == [handler], "the handler's own prepare() runs after"
+
+
+def test_a_clean_session_hands_its_connection_back(session):
+    session.execute(text("SELECT 1"))
+    assert session.in_transaction()
+    run_prepare(session)
+    assert not session.in_transaction()
+
+
+def test_a_session_with_pending_changes_is_left_alone(session):
+    session.execute(text("SELECT 1"))
+    session.add(orm.User(name="alice"))
+    run_prepare(session)
+    assert session.in_transaction() and len(session.new) == 1
+    session.rollback()
+    assert session.query(orm.User).count() == 0, "nothing was committed"
+
+
+def test_a_failed_commit_is_rolled_back():
+    rolled_back = []
+
+    class Broken:
+        new = dirty = deleted = ()
+
+        def commit(self):
+            from sqlalchemy.exc import OperationalError
+
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+        def rollback(self):
+            rolled_back.append(True)
+
+    run_prepare(Broken())
+    assert rolled_back == [True]
+
+
+def test_the_handlers_are_patched_once():
+    from jupyterhub.handlers.base import BaseHandler
+
+    db.patch_handlers()
+    patched = BaseHandler.prepare
+    db.patch_handlers()
+    assert BaseHandler.prepare is patched and patched._pophub is True
+
+
+def test_the_revision_check_says_current_or_upgrade(tmp_path):
+    url = f"sqlite:///{tmp_path / 'jupyterhub.sqlite'}"
+    orm.new_session_factory(url)  # a database as this JupyterHub makes it, stamped with its revision
+    engine = create_engine(url)
+    assert db.revision_state(engine) == "current"
+    with engine.begin() as connection:
+        # The base revision (JupyterHub 0.5): older than every schema since.
+        connection.execute(text("UPDATE alembic_version SET version_num = '19c0846f6344'"))
+    assert db.revision_state(engine) == "upgrade"
+
+
+def test_a_database_without_a_revision_is_left_to_the_hub(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'new.sqlite'}")
+    assert db.revision_state(engine) == "current"
+    from sqlalchemy import inspect
+
+    assert inspect(engine).get_table_names() == [], "read-only: nothing stamped"
