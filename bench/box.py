@@ -1,6 +1,7 @@
 """The box under test: a systemd container with its own Docker engine, made the way
 `bin/pophub demo` makes the demo box, and provisioned by playbooks/site.yml."""
 
+import contextlib
 import json
 import os
 import re
@@ -35,11 +36,9 @@ class Box:
              "-p", f"127.0.0.1:{self.port}:443", BASE_IMAGE])  # fmt: skip
         # Let systemd finish booting before Ansible's first systemctl; bin/pophub demo does not
         # wait, so a boot still "starting" after a minute is not an error here either.
-        try:
+        with contextlib.suppress(RuntimeError):
             self.wait(lambda: self.exec("systemctl", "is-system-running", check=False).strip()
                       in ("running", "degraded"), 60, "systemd to start")  # fmt: skip
-        except RuntimeError:
-            pass
 
     def remove(self, volume):
         subprocess.run(["docker", "rm", "-f", "-v", self.name], capture_output=True)
@@ -86,9 +85,8 @@ class Box:
         return str(path)
 
     def image(self):
-        """The event image DockerSpawner starts (the config's DockerSpawner.image)."""
-        config = self.exec("cat", "/etc/jupyterhub/jupyterhub_config.py")
-        return re.search(r'^c\.DockerSpawner\.image = "([^"]+)"', config, re.M).group(1)
+        """The event image DockerSpawner starts (the first of the hub's images)."""
+        return json.loads(self.exec("cat", "/etc/jupyterhub/pophub-hub.json"))["images"][0]["ref"]
 
     def user_containers(self):
         return self.exec("docker", "ps", "-q", "--filter", "label=org.pophub.image").split()
@@ -102,8 +100,8 @@ def run(argv, **kwargs):
 
 
 PROFILE_LINE = re.compile(r"^(?P<task>\S.*?) -{3,} (?P<seconds>\d+\.\d+)s\s*$")
-RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
-                        r"\s+failed=(?P<failed>\d+)")  # fmt: skip
+RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)"
+                        r"\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)")  # fmt: skip
 
 
 def converge(inventory, log_path, facts_dir, extra_env=None, extra_vars=None):

@@ -15,8 +15,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import requests
-
 from participant import PHASES, Participant, PhaseFailed, session_flow
+
+from pophub.hubclient import HubError
 
 
 class Context:
@@ -49,10 +50,10 @@ class Context:
         if admin is None:
             return
         for name in names:
-            admin.session.delete(f"{self.hub_url}/hub/api/users/{quote(name)}/server", timeout=60)
+            admin.client.api("DELETE", f"/users/{quote(name)}/server")
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            users = admin.session.get(f"{self.hub_url}/hub/api/users", timeout=60).json()
+            users = admin.client.api("GET", "/users").json()
             if not any(u["name"] in names and u["servers"] for u in users):
                 return
             time.sleep(1)
@@ -239,7 +240,7 @@ def session_load(ctx, levels, limit=600):
             # A barrier lines the logins up, as when an organizer says "everyone, log in now".
             barrier = threading.Barrier(level)
 
-            def session(name):
+            def session(name, barrier=barrier):
                 barrier.wait(timeout=120)
                 return session_flow(ctx.hub_url, name, ctx.password, ctx.cafile)
 
@@ -290,7 +291,7 @@ def data_path(ctx, user, duration, concurrency=10, rounds=4):
             "errors": sum(r["errors"] for r in measured),
         }
     pairs = [t["requests_per_second"] / d["requests_per_second"]
-             for t, d in zip(runs["tls"], runs["direct"]) if d["requests_per_second"]]  # fmt: skip
+             for t, d in zip(runs["tls"], runs["direct"], strict=True) if d["requests_per_second"]]  # fmt: skip
     out["round_ratios"] = [round(r, 2) for r in pairs]
     out["tls_over_direct"] = round(statistics.median(pairs), 2) if pairs else None
     return out
@@ -395,7 +396,7 @@ def box_restart(ctx, user_name, timeout=600):
             out["attempts"] = attempts
             user.stop()
             return out
-        except (PhaseFailed, requests.RequestException) as error:
+        except (PhaseFailed, HubError, requests.RequestException) as error:
             last_error = str(error)[:300]
             time.sleep(2)
     out["error"] = last_error
@@ -408,8 +409,10 @@ def footprint(ctx, running_user=None):
     """Resident memory of the box's services, and of one idle user server's container."""
     out = {"services": ctx.box.boxtool("footprint")}
     if running_user:
-        ids = [c for c in ctx.box.user_containers()
-               if f"JUPYTERHUB_USER={running_user}" in ctx.box.exec("docker", "inspect", "-f", "{{.Config.Env}}", c)]  # fmt: skip
+        def environment(container):
+            return ctx.box.exec("docker", "inspect", "-f", "{{.Config.Env}}", container)
+
+        ids = [c for c in ctx.box.user_containers() if f"JUPYTERHUB_USER={running_user}" in environment(c)]
         if ids:
             stats = json.loads(ctx.box.exec("docker", "stats", "--no-stream", "--format", "{{json .}}", ids[0]))
             pids = ctx.box.exec("docker", "top", ids[0], "-eo", "pid").split()[1:]

@@ -185,7 +185,8 @@ def markdown(results, images, findings=""):
     if contention.get("other_containers"):
         add(f"**Contended run**: other containers ran on the same {machine['nproc']} cores throughout "
             f"({', '.join(contention['other_containers'])}); load average {contention.get('loadavg_start')} at the "
-            f"start, {contention.get('loadavg_end')} at the end. The figures are indicative, not a clean-machine result.")
+            f"start, {contention.get('loadavg_end')} at the end. The figures are indicative, not a clean-machine "
+            "result.")
         add("")
     for note in results.get("notes", []):
         add(f"- {note}")
@@ -211,7 +212,7 @@ def markdown(results, images, findings=""):
             if key in prov:
                 add(f"| {label} | {prov[key]['seconds']:.0f} s | {prov[key]['recap'].get('changed')} |")
         add("")
-        add(f"Image builds (event_image's build task): "
+        add("Image builds (event_image's build task): "
             + ", ".join(f"{t['task']} {t['seconds']:.1f} s" for t in prov.get("image_builds", [])) + ".")
         add("")
         add("Ten slowest tasks of the cold converge:")
@@ -275,7 +276,7 @@ def markdown(results, images, findings=""):
         for level in load:
             p = level["phases"]
 
-            def both(phase):
+            def both(phase, p=p):
                 return f"{fmt(p[phase]['median'])} / {fmt(p[phase]['p95'])}"
 
             add(f"| {level['users']} | {level['wall_seconds']:.0f} s | {level['failed_sessions']} | "
@@ -307,9 +308,9 @@ def markdown(results, images, findings=""):
         add("## Data path")
         add("")
         add(f"`GET /user/<name>/api/status` with a token, {data['concurrency']} keep-alive connections, "
-            f"{len(data['rounds']['tls'])} alternating rounds of {data['seconds_per_round']} s each way, generated inside the "
-            f"box (bench/boxtool.py, 2 processes). Figures are medians over rounds; the ratio is the median of "
-            f"neighbouring rounds' ratios ({', '.join(str(r) for r in data['round_ratios'])}).")
+            f"{len(data['rounds']['tls'])} alternating rounds of {data['seconds_per_round']} s each way, generated "
+            "inside the box (bench/boxtool.py, 2 processes). Figures are medians over rounds; the ratio is the median "
+            f"of neighbouring rounds' ratios ({', '.join(str(r) for r in data['round_ratios'])}).")
         add("")
         add("| Path | req/s | p50 | p99 | errors |")
         add("|---|---|---|---|---|")

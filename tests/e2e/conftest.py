@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hubclient import HubUser
+from pophub.hubclient import HubClient
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = yaml.safe_load((ROOT / "molecule/default/group_vars/pophub.yml").read_text())
@@ -50,9 +50,8 @@ def server_processes(container_id):
     script runs as root and then replaces itself with the server, so root is never left running."""
     found = []
     for pid in box_exec("docker", "top", container_id, "-eo", "pid").split()[1:]:
-        status = dict(
-            line.split(":", 1) for line in box_exec("cat", f"/proc/{pid}/status", check=False).splitlines() if ":" in line
-        )
+        lines = box_exec("cat", f"/proc/{pid}/status", check=False).splitlines()
+        status = dict(line.split(":", 1) for line in lines if ":" in line)
         if status:
             command = box_exec("cat", f"/proc/{pid}/cmdline").replace("\0", " ").strip()
             found.append((status["Uid"].split(), int(status["CapEff"], 16), command))
@@ -82,8 +81,8 @@ def hub_user(hub_url, cafile):
     """Log in as a new participant with the event password."""
 
     def login(name, password=SETTINGS["pophub_shared_password"]):
-        user = HubUser(hub_url, name, cafile)
-        user.login(password)
+        user = HubClient(hub_url, name, cafile)
+        user.login(password, note="pophub e2e")
         return user
 
     return login
@@ -126,7 +125,8 @@ def converge(tmp_path_factory, expect_failure=False, tags="event_image,jupyterhu
 def wait_for_hub(timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if box_exec("curl", "-ks", "-o", "/dev/null", "-w", "%{http_code}", "https://localhost/hub/health", check=False) == "200":
+        health = ["curl", "-ks", "-o", "/dev/null", "-w", "%{http_code}", "https://localhost/hub/health"]
+        if box_exec(*health, check=False) == "200":
             return
         time.sleep(1)
     raise AssertionError("the hub did not come back after the re-converge")

@@ -5,6 +5,8 @@ import uuid
 
 from conftest import box_exec, server_processes, user_containers
 
+from pophub.hubclient import HubClient
+
 
 def test_https_login_with_the_event_password(hub_user, hub_url, cafile):
     user = hub_user(f"e2e-{uuid.uuid4().hex[:8]}")
@@ -14,19 +16,15 @@ def test_https_login_with_the_event_password(hub_user, hub_url, cafile):
 
 
 def test_a_wrong_password_is_refused(hub_url, cafile):
-    from hubclient import HubUser
-
-    user = HubUser(hub_url, "e2e-mallory", cafile)
+    user = HubClient(hub_url, "e2e-mallory", cafile)
     response = user.post_login("not-the-event-password")
     assert response.status_code == 403
     assert "jupyterhub-session-id" not in response.cookies or not user.session.cookies.get("jupyterhub-hub-login")
 
 
 def test_admins_need_the_admin_password(hub_user, hub_url, cafile, settings):
-    from hubclient import HubUser
-
     admin = settings["pophub_admin_users"][0]
-    refused = HubUser(hub_url, admin, cafile).post_login(settings["pophub_shared_password"])
+    refused = HubClient(hub_url, admin, cafile).post_login(settings["pophub_shared_password"])
     assert refused.status_code == 403, "an admin name logged in with the participants' password"
     user = hub_user(admin, settings["pophub_admin_password"])
     assert user.api("GET", "/user").json()["admin"] is True

@@ -5,6 +5,8 @@ nobody logs in as the shared account."""
 import pytest
 from conftest import SETTINGS, user_containers
 
+from pophub.hubclient import HubClient
+
 ACCOUNT = "collab-team-a"
 
 
@@ -28,7 +30,7 @@ def test_members_share_the_team_server_and_others_are_refused(team):
     assert cat.api("POST", f"/users/{ACCOUNT}/server").status_code in (403, 404)
     started = ann.api("POST", f"/users/{ACCOUNT}/server")
     assert started.status_code in (201, 202), started.text
-    ann._wait(lambda _: (account_server(ann) or {}).get("ready"), 300, "ready")
+    ann.wait(lambda _: (account_server(ann) or {}).get("ready"), 300, "ready")
     (container,) = [c for c in user_containers(ACCOUNT) if c["State"]["Running"]]
     assert any(m["Name"] == "pophub-home-collab-2dteam-2da" for m in container["Mounts"] if m["Type"] == "volume")
 
@@ -58,7 +60,7 @@ def test_collaboration_is_active_on_the_team_server_and_keeps_out_of_its_home(te
     assert hidden.status_code == 404 and not any("ystore" in item["name"] for item in listing)
     stopped = ben.api("DELETE", f"/users/{ACCOUNT}/server")
     assert stopped.status_code in (202, 204)
-    ben._wait(lambda _: not account_server(ben), 120, "stopped")
+    ben.wait(lambda _: not account_server(ben), 120, "stopped")
 
 
 def test_a_members_own_server_stays_closed_to_the_other_member(team):
@@ -73,7 +75,5 @@ def test_a_members_own_server_stays_closed_to_the_other_member(team):
 
 
 def test_nobody_logs_in_as_the_team_account(hub_url, cafile):
-    from hubclient import HubUser
-
-    refused = HubUser(hub_url, ACCOUNT, cafile).post_login(SETTINGS["pophub_shared_password"])
+    refused = HubClient(hub_url, ACCOUNT, cafile).post_login(SETTINGS["pophub_shared_password"])
     assert refused.status_code == 403

@@ -52,7 +52,10 @@ def test_each_user_has_a_role_of_their_own(running_server, other_user):
 
 def test_private_schemas_stay_private(running_server, other_user):
     created = query(
-        running_server, "DROP TABLE IF EXISTS notes", "CREATE TABLE notes AS SELECT 'mine' AS text", "SELECT current_schema"
+        running_server,
+        "DROP TABLE IF EXISTS notes",
+        "CREATE TABLE notes AS SELECT 'mine' AS text",
+        "SELECT current_schema",
     )
     schema = created["ok"][0][0]
     assert schema.startswith("u_e2e_alice_")

@@ -28,7 +28,8 @@ def alembic(*argv):
 
 def revision():
     return box_exec(
-        "runuser", "-u", "postgres", "--", "psql", "--dbname=jupyterhub", "-tAc", "SELECT version_num FROM alembic_version"
+        "runuser", "-u", "postgres", "--", "psql", "--dbname=jupyterhub",
+        "-tAc", "SELECT version_num FROM alembic_version",
     ).strip()  # fmt: skip
 
 
@@ -80,7 +81,7 @@ def test_an_old_schema_is_backed_up_then_upgraded(older_schema, tmp_path_factory
 
 
 def test_a_failed_backup_stops_the_upgrade(older_schema, tmp_path_factory):
-    head, older = older_schema
+    _head, older = older_schema
     output = converge(tmp_path_factory, expect_failure=True, jupyterhub_db_upgrade_backup_command=["false"])
     assert "was not upgraded" in output, output[-3000:]
     assert revision() == older, "the database was upgraded although the backup failed"

@@ -232,7 +232,8 @@ def test_a_postgresql_restart_is_survived_by_the_hub_and_reported_to_kernels(sur
         refused.append((made.status_code, model.status_code))
         time.sleep(0.5)
     hub_answered = time.monotonic() - started
-    signalled = survivor.server("PUT", "/contents/fault-restarted", json={"type": "file", "format": "text", "content": ""})
+    empty_file = {"type": "file", "format": "text", "content": ""}
+    signalled = survivor.server("PUT", "/contents/fault-restarted", json=empty_file)
     assert signalled.status_code in (200, 201), signalled.text
     cell.join(180)
     print(

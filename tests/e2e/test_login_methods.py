@@ -4,7 +4,6 @@ The box is re-converged for each method with only the event_image and jupyterhub
 organizer would after changing pophub_auth, and put back to the shared password at the end."""
 
 import json
-import re
 import subprocess
 import time
 import uuid
@@ -14,11 +13,13 @@ import pytest
 import requests
 from conftest import BOX, SETTINGS, box_exec, converge
 
-from hubclient import HubUser
+from pophub.hubclient import HubClient
 
 OIDC_PORT, GITHUB_PORT = 19400, 19401
 # Sign-ups live in the hub's database, so names are new on every run against the same box.
 RUN = uuid.uuid4().hex[:6]
+# What a bad candidate must leave as it was: the config, the hub's settings, the login secrets.
+HUB_CONFIG_FILES = tuple(f"/etc/jupyterhub/{name}" for name in ("jupyterhub_config.py", "pophub-hub.json", "auth.json"))
 PAM_PASSWORD = "pam-user-password"
 # openssl passwd -6 -salt pophubtestsalt0 pam-user-password
 PAM_HASH = (
@@ -74,7 +75,7 @@ def back_to_the_shared_password(tmp_path_factory):
 @pytest.fixture
 def browser(hub_url, cafile):
     def new(name):
-        return HubUser(hub_url, name, cafile)
+        return HubClient(hub_url, name, cafile)
 
     return new
 
@@ -84,11 +85,11 @@ class TestABrokenConfigChangesNothing:
     past the inventory checks) is caught on the box before it replaces anything."""
 
     def test_the_running_hub_keeps_its_config_and_logins(self, tmp_path_factory, hub_user):
-        before = box_exec("sha256sum", "/etc/jupyterhub/jupyterhub_config.py", "/etc/jupyterhub/auth.json")
+        before = box_exec("sha256sum", *HUB_CONFIG_FILES)
         pid = box_exec("systemctl", "show", "-p", "MainPID", "--value", "jupyterhub").strip()
         output = converge(tmp_path_factory, expect_failure=True, jupyterhub_shared_password="short")
         assert "at least 8 characters" in output
-        assert box_exec("sha256sum", "/etc/jupyterhub/jupyterhub_config.py", "/etc/jupyterhub/auth.json") == before
+        assert box_exec("sha256sum", *HUB_CONFIG_FILES) == before
         assert box_exec("systemctl", "show", "-p", "MainPID", "--value", "jupyterhub").strip() == pid
         hub_user("e2e-after-broken-config")  # the event password still logs in
 
@@ -303,5 +304,5 @@ class TestOpenIDConnect:
         assert oauth_login(browser("oidc-blocked"), {"sub": "oidc-blocked"}).status_code == 403
 
     def test_the_endpoints_came_from_discovery(self):
-        config = box_exec("cat", "/etc/jupyterhub/jupyterhub_config.py")
-        assert re.search(r'authorize_url = "http://localhost:19400/oauth2/authorize"', config), config
+        hub_settings = json.loads(box_exec("cat", "/etc/jupyterhub/pophub-hub.json"))
+        assert hub_settings["oidc_authorize_url"] == "http://localhost:19400/oauth2/authorize", hub_settings

@@ -51,8 +51,8 @@ def test_the_tls_settings_meet_mozillas_intermediate_profile(provided):
     (protocols, ciphers, curves, certificate), trusting the organizer's CA for the path check."""
     from sslyze import (
         CertificateInfoExtraArgument,
-        Scanner,
         ScanCommandsExtraArguments,
+        Scanner,
         ServerNetworkLocation,
         ServerScanRequest,
     )

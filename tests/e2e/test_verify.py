@@ -36,7 +36,8 @@ def test_it_passes_and_says_what_it_checked(tmp_path):
     assert lines[0] == f"the hub answers at https://localhost:{PORT} over verified HTTPS"
     assert re.fullmatch(r"a server started in [0-9.]+ s", lines[2])
     assert lines[3] == "a cell ran in a kernel and printed 42"
-    assert re.fullmatch(r"PostGIS 3\.[0-9.]+ answered the cell, logged in as the user's own role u_pophub_verify_[0-9a-f]{8}", lines[4])
+    postgis = r"PostGIS 3\.[0-9.]+ answered the cell, logged in as the user's own role u_pophub_verify_[0-9a-f]{8}"
+    assert re.fullmatch(postgis, lines[4])
     assert re.fullmatch(r"the certificate for localhost is valid for 36[0-9] more days \(until .*\)", lines[6])
     assert f"https://localhost:{PORT} passed every check" in output
     # The token never reaches the output.
@@ -51,7 +52,7 @@ def test_it_fails_in_plain_words(tmp_path):
                      r"\([0-9-]+\), fewer than 400: renew it", " ".join(output.split())), output[-3000:]  # fmt: skip
 
 
-@pytest.mark.parametrize("method, path", [
+@pytest.mark.parametrize(("method", "path"), [
     ("GET", "/users/e2e-alice"),
     ("POST", "/users/e2e-alice/server"),
     ("DELETE", "/users/e2e-alice/server"),

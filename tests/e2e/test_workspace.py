@@ -113,9 +113,11 @@ def test_home_files_belong_to_the_user_even_after_root_made_some(alice):
     (volume,) = [m["Name"] for m in container["Mounts"] if m["Destination"] == "/home/jovyan"]
     alice.stop_server()
     box_exec("docker", "run", "--rm", "-u", "0", "-v", f"{volume}:/home/jovyan", "--entrypoint", "sh",
-             container["Config"]["Image"], "-c", "mkdir -p /home/jovyan/by-root && touch /home/jovyan/by-root/file")  # fmt: skip
+             container["Config"]["Image"], "-c",
+             "mkdir -p /home/jovyan/by-root && touch /home/jovyan/by-root/file")  # fmt: skip
     alice.start_server()
-    assert shell(alice, "find /home/jovyan -xdev ! -user jovyan; stat -c %U:%G /home/jovyan/by-root/file") == "jovyan:users\n"
+    owners = shell(alice, "find /home/jovyan -xdev ! -user jovyan; stat -c %U:%G /home/jovyan/by-root/file")
+    assert owners == "jovyan:users\n"
     assert shell(alice, "stat -c %U:%G /home/jovyan") == "jovyan:users\n"
     assert alice.run_code("import os; print(os.getuid(), os.geteuid())").split() == ["1000", "1000"]
 
@@ -217,7 +219,7 @@ def test_the_spawn_page_offers_both_images_and_starts_the_second(bob):
         timeout=120,
     )
     assert started.status_code == 200, started.text[:500]
-    bob._wait(lambda server: server and server.get("ready"), 300, "ready")
+    bob.wait(lambda server: server and server.get("ready"), 300, "ready")
     try:
         assert container_of(bob)["Config"]["Image"].startswith("pophub/second:")
         assert bob.run_code("import humanize; print(humanize.naturalsize(2048))").strip() == "2.0 kB"

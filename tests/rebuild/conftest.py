@@ -5,16 +5,14 @@ runs them around playbooks/backup.yml and playbooks/restore.yml (see `rebuild` i
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests/e2e"))
-from hubclient import HubUser  # noqa: E402 (the e2e tests' client: HTTPS through nginx)
+from pophub.hubclient import HubClient
 
+ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = yaml.safe_load((ROOT / "molecule/default/group_vars/pophub.yml").read_text())
 BOX = os.environ["POPHUB_TEST_BOX"]
 PORT = int(os.environ["POPHUB_TEST_PORT"])
@@ -45,8 +43,8 @@ def cafile(tmp_path_factory):
 @pytest.fixture(scope="session")
 def login(cafile):
     def login(name):
-        user = HubUser(f"https://localhost:{PORT}", name, cafile)
-        user.login(SETTINGS["pophub_shared_password"])
+        user = HubClient(f"https://localhost:{PORT}", name, cafile)
+        user.login(SETTINGS["pophub_shared_password"], note="pophub e2e")
         return user
 
     return login

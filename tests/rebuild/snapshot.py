@@ -131,14 +131,14 @@ def roles():
         "JOIN pg_roles m ON m.oid = a.member ORDER BY 1, 2",
     )
     return {
-        "roles": {row[0]: row[1:-1] + [hashlib.sha256(row[-1].encode()).hexdigest()] for row in rows},
+        "roles": {row[0]: [*row[1:-1], hashlib.sha256(row[-1].encode()).hexdigest()] for row in rows},
         "memberships": sorted("|".join(row) for row in members),
     }
 
 
 def accounts():
     rows = psql("jupyterhub", "SELECT name, admin FROM users ORDER BY name")
-    return {name: admin for name, admin in rows}
+    return dict(rows)
 
 
 def auth_states():
@@ -151,7 +151,7 @@ def auth_states():
         try:
             state = await decrypt(bytes.fromhex(blob))
             return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
-        except Exception as error:  # the comparison shows which one could not be read, and why
+        except Exception as error:  # noqa: BLE001 (the comparison shows which one could not be read, and why)
             return f"unreadable: {type(error).__name__}: {error}"
 
     async def read_all(rows):

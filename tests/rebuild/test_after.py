@@ -4,7 +4,6 @@ users made on box A is here, the same to the byte, counted part by part."""
 import json
 
 import pytest
-
 from conftest import STATE, snapshot
 
 
@@ -18,7 +17,9 @@ def same(part, before, after):
     missing = sorted(set(before) - set(after))
     extra = sorted(set(after) - set(before))
     changed = sorted(key for key in set(before) & set(after) if before[key] != after[key])
-    assert not (missing or extra or changed), f"{part}: missing {missing[:10]}, extra {extra[:10]}, changed {changed[:10]}"
+    assert not (missing or extra or changed), (
+        f"{part}: missing {missing[:10]}, extra {extra[:10]}, changed {changed[:10]}"
+    )
     return len(before)
 
 
@@ -31,7 +32,9 @@ def test_every_home_file_came_back(boxes):
 
 def test_the_data_and_shared_directories_came_back(boxes):
     a, b = boxes
-    counts = {name: same(f"directory {name}", files, b["directories"][name]) for name, files in a["directories"].items()}
+    counts = {
+        name: same(f"directory {name}", files, b["directories"][name]) for name, files in a["directories"].items()
+    }
     print(f"\ndirectories: {counts} entries compared")
 
 

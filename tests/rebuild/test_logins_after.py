@@ -4,7 +4,6 @@ table, and the token they made on box A still works."""
 import json
 
 import requests
-
 from conftest import MARKER_USER, PORT, STATE
 
 READ = """

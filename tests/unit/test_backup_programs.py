@@ -34,7 +34,8 @@ def made(tmp_path):
     (tmp_path / "db-event.dump").write_bytes(b"dump")
     item = {"kind": "database", "name": "event", "file": "db-event.dump", "size": 4,
             "sha256": hashlib.sha256(b"dump").hexdigest()}  # fmt: skip
-    manifest = {"format": 1, "name": "x", "host": "box", "items": [item, {"kind": "path", "name": "le", "absent": True}]}
+    absent = {"kind": "path", "name": "le", "absent": True}
+    manifest = {"format": 1, "name": "x", "host": "box", "items": [item, absent]}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     return tmp_path
 
@@ -45,7 +46,7 @@ def test_a_complete_backup_passes(made):
 
 def test_a_damaged_file_is_refused(made):
     (made / "db-event.dump").write_bytes(b"dumq")
-    with pytest.raises(restore.RestoreError, match="db-event.dump does not match its checksum"):
+    with pytest.raises(restore.RestoreError, match=r"db-event\.dump does not match its checksum"):
         restore.check(made)
 
 
@@ -56,7 +57,7 @@ def test_a_missing_file_is_refused(made):
 
 
 def test_a_directory_without_a_manifest_is_refused(tmp_path):
-    with pytest.raises(restore.RestoreError, match="has no manifest.json"):
+    with pytest.raises(restore.RestoreError, match=r"has no manifest\.json"):
         restore.check(tmp_path)
 
 
@@ -108,7 +109,7 @@ def restore_run(tmp_path_factory):
     cases = {"control": str(good), "empty": "", "no-manifest": str(tmp / "not-a-backup"), "missing": "/nonexistent"}
     hosts = {
         name: {"pophub_restore_from": path, "ansible_connection": "community.docker.docker",
-               "ansible_host": "pophub-no-such-box"}  # fmt: skip
+               "ansible_host": "pophub-no-such-box"}
         for name, path in cases.items()
     }
     inventory = tmp / "hosts.yml"

@@ -87,7 +87,7 @@ def test_a_deploy_waits_for_lint_and_tests(box):
 
 @pytest.mark.parametrize(("event", "ref"), EVENTS)
 def test_each_box_is_deployed_from_its_branch_only(event, ref):
-    for box, (job, branch) in DEPLOYS.items():
+    for job, branch in DEPLOYS.values():
         wanted = event == "push" and ref == f"refs/heads/{branch}"
         assert runs(job, event, ref) == wanted, f"{job} {'does not run' if wanted else 'runs'} for {event} {ref}"
 

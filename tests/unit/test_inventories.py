@@ -131,7 +131,7 @@ def listed(workdir):
         name: subprocess.Popen(
             [ANSIBLE_INVENTORY, "-i", str(copied(workdir, name)), "--list"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        )
         for name in INVENTORIES
     }
     result = {}

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Check Zero to JupyterHub values files the way helm does before it renders the chart.
 
 helm merges the files given with -f in order (maps merge key by key, anything else is replaced),
@@ -7,7 +6,7 @@ key) and validates that against the chart's values schema. This does the same, s
 that passes here is one `helm upgrade --install ... -f FILE` accepts. It exits 1 with one line per
 problem, each naming the key, and 2 when the chart's files are missing.
 
-Usage: z2jh-validate --chart DIR FILE [FILE ...]
+Usage: pophub-z2jh-validate --chart DIR FILE [FILE ...]    (or: python -m pophub.z2jh ...)
   DIR holds the chart's values.yaml and values.schema.yaml (or the packaged values.schema.json),
   e.g. what `helm pull jupyterhub/jupyterhub --untar` makes.
 """
@@ -91,8 +90,8 @@ def problems(chart_dir, *documents):
     return found
 
 
-def main(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="pophub-z2jh-validate", description=__doc__.splitlines()[0])
     parser.add_argument("--chart", required=True, help="directory with the chart's values.yaml and values schema")
     parser.add_argument("files", nargs="+", help="values files, in the order helm's -f would get them")
     args = parser.parse_args(argv)
@@ -100,7 +99,7 @@ def main(argv):
         sys.modules.setdefault("rfc3987_syntax", None)
         import jsonschema  # noqa: F401 (checked here so the message can say what to install)
     except ImportError:
-        print("z2jh-validate: needs the jsonschema Python package (pip install jsonschema)", file=sys.stderr)
+        print("pophub-z2jh-validate: needs the jsonschema Python package (pip install jsonschema)", file=sys.stderr)
         return 2
     try:
         documents = []
@@ -112,10 +111,10 @@ def main(argv):
             documents.append(document)
         found = problems(args.chart, *documents)
     except FileNotFoundError as error:
-        print(f"z2jh-validate: {error}", file=sys.stderr)
+        print(f"pophub-z2jh-validate: {error}", file=sys.stderr)
         return 2
     except yaml.YAMLError as error:
-        print(f"z2jh-validate: not YAML: {error}", file=sys.stderr)
+        print(f"pophub-z2jh-validate: not YAML: {error}", file=sys.stderr)
         return 1
     for problem in found:
         print(f"{args.files[-1]}: {problem}", file=sys.stderr)
@@ -126,4 +125,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())
