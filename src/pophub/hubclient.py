@@ -168,7 +168,8 @@ class HubClient:
 
     def follow_progress(self, timeout):
         """Follow the spawn's progress event stream, as the spawn page in a browser does, until the
-        server is ready."""
+        server is ready; return the messages the page showed."""
+        messages = []
         deadline = time.monotonic() + timeout
         with self.token_session.get(
             f"{self.hub_url}/hub/api/users/{quote(self.name)}/server/progress", stream=True, timeout=max(5, timeout)
@@ -181,13 +182,15 @@ class HubClient:
                 if not line or not line.startswith("data:"):
                     continue
                 event = json.loads(line[5:])
+                messages.append(event.get("message", ""))
                 if event.get("ready"):
-                    return
+                    return messages
                 if event.get("failed"):
                     raise HubError(f"the spawn failed: {event.get('message', '')[:200]}")
         # The stream ends without an event when the server was already up; check the model.
         if not (self.server_model() or {}).get("ready"):
             raise HubError("the server was not ready when the progress stream ended")
+        return messages
 
     def stop_server(self, timeout=120):
         """Stop the user's server and wait until the hub no longer lists it."""

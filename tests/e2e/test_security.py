@@ -40,6 +40,22 @@ def test_old_tls_is_refused(cafile, version):
     assert "ALERT_PROTOCOL_VERSION" in str(refused.value), refused.value
 
 
+def test_static_files_come_compressed_and_pages_do_not(hub_url, cafile):
+    """A room shares one venue connection: the hub's 667 KB admin script must arrive compressed. Pages
+    hold an XSRF token and echo what was asked, so over TLS they must not be (BREACH)."""
+    session = requests.Session()
+    session.trust_env = False
+    headers = {"Accept-Encoding": "gzip"}
+    script = session.get(f"{hub_url}/hub/static/js/admin-react.js", headers=headers, verify=cafile, timeout=30)
+    assert script.status_code == 200
+    assert script.headers.get("Content-Encoding") == "gzip", script.headers
+    assert "Accept-Encoding" in script.headers.get("Vary", "")
+    sent = int(script.raw.tell()) if script.raw.tell() else len(script.content)
+    print(f"admin-react.js: {len(script.content)} bytes, {sent} on the wire")
+    page = session.get(f"{hub_url}/hub/login", headers=headers, verify=cafile, timeout=30)
+    assert page.status_code == 200 and "gzip" not in page.headers.get("Content-Encoding", ""), page.headers
+
+
 def test_login_cookies_are_secure_and_http_only(hub_url, cafile, settings):
     user = HubClient(hub_url, "e2e-cookies", cafile)
     response = user.post_login(settings["pophub_shared_password"])

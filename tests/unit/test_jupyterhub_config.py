@@ -232,7 +232,8 @@ def test_docker_spawner_settings(sample_config):
     assert spawner.extra_host_config == {"pids_limit": 1024, "security_opt": ["no-new-privileges"]}
     assert spawner.cmd == ["jupyterhub-singleuser"] and spawner.default_url == "/lab"
     assert (spawner.start_timeout, spawner.http_timeout) == (300, 120)
-    assert sample_config.JupyterHub.concurrent_spawn_limit == 20
+    assert sample_config.JupyterHub.concurrent_spawn_limit == 200
+    assert sample_config.PophubDockerSpawner.concurrent_starts == 0
     assert spawner.environment == {
         "JUPYTERHUB_ACTIVITY_INTERVAL": "300",
         "PGHOST": "172.28.0.1",

@@ -8,6 +8,7 @@ import time
 from types import SimpleNamespace
 from typing import ClassVar
 
+import psycopg
 import pytest
 from jupyterhub import orm
 from sqlalchemy import create_engine, text
@@ -61,7 +62,8 @@ SETTINGS = {
     "pids_limit": 1024,
     "start_timeout": 300,
     "http_timeout": 120,
-    "concurrent_spawn_limit": 20,
+    "concurrent_spawn_limit": 200,
+    "concurrent_starts": 0,
     "docker_threads": 8,
     "teams": {},
     "team_account_prefix": "collab-",
@@ -248,6 +250,7 @@ def test_servers():
     )
     assert c.JupyterHub.spawner_class is spawner.PophubDockerSpawner
     assert c.PophubDockerSpawner.docker_threads == 8
+    assert c.PophubDockerSpawner.concurrent_starts == 0 and c.JupyterHub.concurrent_spawn_limit == 200
     assert c.DockerSpawner.allowed_images == {"A": "a:1", "B": "b:2"} and c.DockerSpawner.image == "a:1"
     assert c.DockerSpawner.options_form is spawner.image_form
     assert c.DockerSpawner.volumes == {
@@ -361,6 +364,123 @@ def test_start_returns_once_the_started_server_accepts(monkeypatch):
     assert address == ("127.0.0.1", port) and 0.3 <= waited < 2
 
 
+def test_a_room_starts_in_line_at_most_slots_at_a_time_first_come_first_served():
+    async def scenario():
+        line = spawner.StartLine(2)
+        running, most, order = 0, 0, []
+
+        async def person(name):
+            nonlocal running, most
+            async with line.turn(name):
+                running += 1
+                most = max(most, running)
+                order.append(name)
+                await asyncio.sleep(0.02)
+                running -= 1
+
+        names = [f"p{i}" for i in range(7)]
+        tasks = [asyncio.create_task(person(n)) for n in names]
+        await asyncio.sleep(0)  # everyone has arrived: two start, five wait
+        ahead = [line.ahead_of(n) for n in names]
+        await asyncio.gather(*tasks)
+        return most, order, names, ahead, line
+
+    most, order, names, ahead, line = asyncio.run(scenario())
+    assert most == 2
+    assert order == names
+    assert ahead == [None, None, 0, 1, 2, 3, 4]
+    assert (line.running, line.waiting) == (0, 0)
+
+
+def test_a_start_that_gives_up_in_line_leaves_it_and_loses_no_slot():
+    async def scenario():
+        line = spawner.StartLine(1)
+        first_in = asyncio.Event()
+        release = asyncio.Event()
+
+        async def first():
+            async with line.turn("first"):
+                first_in.set()
+                await release.wait()
+
+        async def waiter(name):
+            async with line.turn(name):
+                return name
+
+        holder = asyncio.create_task(first())
+        await first_in.wait()
+        quitter = asyncio.create_task(waiter("quitter"))
+        patient = asyncio.create_task(waiter("patient"))
+        await asyncio.sleep(0)
+        assert (line.ahead_of("quitter"), line.ahead_of("patient")) == (0, 1)
+        quitter.cancel()  # the hub's start timeout
+        await asyncio.sleep(0)
+        assert line.ahead_of("quitter") is None and line.ahead_of("patient") == 0
+        release.set()
+        await holder
+        return await patient, line
+
+    name, line = asyncio.run(scenario())
+    assert name == "patient" and (line.running, line.waiting) == (0, 0)
+
+
+def test_the_progress_page_says_how_many_are_ahead_then_that_it_is_starting(monkeypatch):
+    monkeypatch.setattr(spawner.PophubDockerSpawner, "_line", spawner.StartLine(1))
+    server = spawner.PophubDockerSpawner(user=SimpleNamespace(name="carol"))
+
+    async def scenario():
+        line = server.start_line(0)
+        release = asyncio.Event()
+
+        async def holder(name):
+            async with line.turn(name):
+                await release.wait()
+
+        tasks = [asyncio.create_task(holder(n)) for n in ("ann", "ben")]
+        await asyncio.sleep(0)
+        mine = asyncio.create_task(holder(server))
+        await asyncio.sleep(0)
+        events = []
+
+        async def read():
+            async for event in server.progress():
+                events.append(event)
+
+        reading = asyncio.create_task(read())
+        await asyncio.sleep(0.1)
+        release.set()
+        await asyncio.gather(*tasks, mine, reading)
+        return events
+
+    events = asyncio.run(scenario())
+    messages = [event["message"] for event in events]
+    assert messages[0].startswith("Waiting for a free place to start: 1 person ahead of you.")
+    assert messages[-1] == "Your turn: starting your server."
+
+
+def test_the_provisioning_retries_while_the_database_does_not_answer(monkeypatch):
+    calls = []
+
+    async def attempt():
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            raise psycopg.OperationalError("connection timeout expired")
+        return "pophub_u_alice"
+
+    log = SimpleNamespace(warning=lambda *args: None)
+    assert asyncio.run(spawner.retry_while_unavailable(attempt, log, patience=5, pause=0.01)) == "pophub_u_alice"
+    assert len(calls) == 3
+
+
+def test_the_provisioning_gives_up_after_its_patience():
+    async def attempt():
+        raise psycopg.OperationalError("connection refused")
+
+    log = SimpleNamespace(warning=lambda *args: None)
+    with pytest.raises(psycopg.OperationalError):
+        asyncio.run(spawner.retry_while_unavailable(attempt, log, patience=0.05, pause=0.01))
+
+
 def test_every_server_shares_one_pool_of_docker_threads(monkeypatch):
     monkeypatch.setattr(spawner.PophubDockerSpawner, "_executor", None)
     c = Config()
@@ -408,7 +528,9 @@ def test_the_provisioning_hook_hands_the_server_its_own_login(monkeypatch):
     FakeConnection.made.clear()
     database = {"host": "172.28.0.1", "port": 5433, "name": "event", "provisioner": "prov"}
     hook = spawner.database_role_hook(database, "s3cret")
-    server = SimpleNamespace(user=SimpleNamespace(name="alice"), environment={"PGHOST": "172.28.0.1"})
+    server = SimpleNamespace(
+        user=SimpleNamespace(name="alice"), environment={"PGHOST": "172.28.0.1"}, log=SimpleNamespace(warning=print)
+    )
     asyncio.run(hook(server))
     (connection,) = FakeConnection.made
     assert connection.kwargs == {

@@ -23,7 +23,7 @@ SETTINGS = frozenset(
         "oidc_login_service", "allow_insecure_dummy_auth",
         "images", "network_name", "home_volume", "home_path", "extra_volumes", "default_url",
         "user_database", "user_environment", "mem_limit", "cpu_limit", "pids_limit",
-        "start_timeout", "http_timeout", "concurrent_spawn_limit", "docker_threads",
+        "start_timeout", "http_timeout", "concurrent_spawn_limit", "concurrent_starts", "docker_threads",
         "teams", "team_account_prefix", "verify_user", "idle_timeout", "idle_cull_every", "activity_interval",
     }
 )  # fmt: skip
@@ -88,6 +88,7 @@ def _servers(c, settings, secrets):
     """User servers: one Docker container each."""
     c.JupyterHub.spawner_class = spawner.PophubDockerSpawner
     c.PophubDockerSpawner.docker_threads = settings["docker_threads"]
+    c.PophubDockerSpawner.concurrent_starts = settings["concurrent_starts"]
     # The images on offer, by the name users see; the first is the default. A start that asks for
     # anything else is refused (HTTP 400), through the form and the API alike.
     images = settings["images"]
