@@ -1,9 +1,14 @@
 """The problems of this host's event settings, as sentences: lookup('pophub_settings').
 
-Every pophub_* variable the host has is checked against the spec (src/pophub/settings.yml), and
-every variable named after a role against that role's meta/argument_specs.yml. Each value is
-worked out (templated) on its own, so one that fails to render is named instead of stopping the
-check. The logic lives in pophub.settings; this file only hands it the host's variables."""
+Every pophub_* variable the host has, and every organizer setting named after a role, is checked
+against the spec (src/pophub/settings.yml); other role variables against their role's
+meta/argument_specs.yml. Each value is worked out (templated) on its own, so one that fails to
+render is named instead of stopping the check. When every value has the right shape, the rules
+that tie settings together follow (taken_ports: the box's own ports, by what uses them). The logic
+lives in pophub.settings; this file only hands it the host's variables.
+
+lookup('pophub_settings', 'effective') gives every setting's value instead, the inventory's or its
+default, for playbooks that read settings of roles they do not run (z2jh-values.yml, verify.yml)."""
 
 import sys
 from pathlib import Path
@@ -25,7 +30,7 @@ description: Checks every pophub_* variable, and every role variable, against it
 
 
 class LookupModule(LookupBase):
-    def run(self, terms, variables=None, **kwargs):
+    def run(self, terms, variables=None, taken_ports=None, **kwargs):
         spec = settings.load_spec()
         role_specs = settings.load_role_specs(ROOT / "roles")
         values, problems = {}, []
@@ -37,4 +42,10 @@ class LookupModule(LookupBase):
             except AnsibleError as error:
                 message = str(error).splitlines()[0] if str(error) else type(error).__name__
                 problems.append(f"{name} could not be worked out: {message}")
-        return [problems + settings.problems(values, spec, role_specs)]
+        if terms == ["effective"]:
+            # Every setting as the run sees it, the defaults of roles this play does not load included.
+            return [settings.effective(values, spec)]
+        problems += settings.problems(values, spec, role_specs)
+        if not problems:
+            problems = settings.rules(settings.effective(values, spec), settings.plain(taken_ports or {}))
+        return [problems]

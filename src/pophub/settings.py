@@ -377,13 +377,20 @@ def problems(values, spec, role_specs=None):
     role_specs = role_specs or {}
     found = []
     known = list(spec)
+    renamed = {}
+    for current, entry in spec.items():
+        former = entry.get("formerly", [])
+        for old in [former] if isinstance(former, str) else former:
+            renamed[old] = current
     for name in sorted(values):
         value = values[name]
         if name in spec:
             found += check_value(name, value, spec[name])
             continue
         role = role_of(name, role_specs)
-        if role is None and name.startswith(PREFIX):
+        if name in renamed:
+            found.append(f"{name} is now called {renamed[name]}: rename it in the inventory (same value).")
+        elif role is None and name.startswith(PREFIX):
             found.append(
                 f"{name} is not a pophub setting{_near(name, known)}: fix its name, or remove it "
                 "(the example inventory lists every setting)."
@@ -397,7 +404,7 @@ def problems(values, spec, role_specs=None):
                     f"{name} is not a variable of the {role} role{_near(name, list(options))}: fix its name, or "
                     f"remove it (roles/{role}/README.md lists its variables)."
                 )
-    users_file = values.get("pophub_users_file")
+    users_file = values.get("jupyterhub_users_file")
     if isinstance(users_file, str) and users_file and os.path.isfile(users_file):
         found += users_file_problems(users_file)
     for name, entry in spec.items():
@@ -415,6 +422,157 @@ def problems(values, spec, role_specs=None):
     return found
 
 
+def effective(values, spec):
+    """Every setting of the spec as the run will see it: the inventory's value, read as its type,
+    or else the default. Only for values that passed `problems()`."""
+    found = {}
+    for name, entry in spec.items():
+        value = values.get(name, entry["default"])
+        try:
+            found[name] = _convert(value, entry.get("type", "raw"))
+        except ValueError:
+            found[name] = value
+    return found
+
+
+def rules(settings, taken_ports=None):
+    """The rules that tie settings together or look at files, as sentences. `settings` holds every
+    setting (see effective()); `taken_ports` names the box's own ports ({"the hub": 8081, ...})."""
+    s = settings
+    method = s["jupyterhub_authenticator"]
+    found = []
+
+    def need(ok, message):
+        if not ok:
+            found.append(message)
+
+    for what, port in (taken_ports or {}).items():
+        need(
+            int(s["host_security_ssh_port"]) != int(port),
+            f"host_security_ssh_port is {s['host_security_ssh_port']}, which {what} uses: set it to 22 or another "
+            "free port.",
+        )
+    if s["nginx_tls_mode"] == "provided":
+        need(
+            bool(s["nginx_tls_certificate"] and s["nginx_tls_private_key"]),
+            f"nginx_tls_mode is 'provided' but nginx_tls_certificate ('{s['nginx_tls_certificate']}') or "
+            f"nginx_tls_private_key ('{s['nginx_tls_private_key']}') is empty: set both to the paths of your "
+            "certificate chain and its private key, files on this machine.",
+        )
+    if s["nginx_tls_mode"] == "letsencrypt":
+        domain = s["pophub_domain"]
+        public = not (re.fullmatch(r"[0-9.]+", domain) or ":" in domain or domain.endswith("localhost"))
+        need(
+            bool(s["nginx_letsencrypt_email"]) and public,
+            "nginx_tls_mode is 'letsencrypt', which needs nginx_letsencrypt_email set to your address (now "
+            f"'{s['nginx_letsencrypt_email']}') and pophub_domain set to a public DNS name that points at this box "
+            f"(now '{domain}').",
+        )
+    both = sorted(set(s["jupyterhub_admin_users"]) & set(s["jupyterhub_blocked_users"]))
+    need(
+        not both,
+        f"{', '.join(both)} is in both jupyterhub_admin_users and jupyterhub_blocked_users: take the name out of one "
+        "of them.",
+    )
+    allowed = bool(s["jupyterhub_allowed_users"] or s["jupyterhub_users_file"])
+    callback = f"https://{s['pophub_domain']}/hub/oauth_callback"
+    if method == "shared_password":
+        need(
+            len(s["jupyterhub_shared_password"]) >= 8,
+            f"jupyterhub_authenticator is 'shared_password' but jupyterhub_shared_password has "
+            f"{len(s['jupyterhub_shared_password'])} characters: set it to the event password, at least 8 characters.",
+        )
+        if s["jupyterhub_admin_users"]:
+            need(
+                len(s["jupyterhub_admin_password"]) >= 32
+                and s["jupyterhub_admin_password"] != s["jupyterhub_shared_password"],
+                "jupyterhub_admin_users is set, so jupyterhub_admin_password must be at least 32 characters and differ "
+                f"from jupyterhub_shared_password (it has {len(s['jupyterhub_admin_password'])}): set it, for example "
+                "to the output of `openssl rand -base64 32`.",
+            )
+    if method == "native":
+        need(
+            bool(s["jupyterhub_admin_users"]) or s["jupyterhub_native_open_signup"],
+            "jupyterhub_authenticator is 'native' but jupyterhub_admin_users is empty, so nobody could approve "
+            "sign-ups: list at least one admin (who signs up first under that name), or set "
+            "jupyterhub_native_open_signup: true.",
+        )
+    if method == "pam":
+        need(
+            bool(s["jupyterhub_pam_users"]),
+            "jupyterhub_authenticator is 'pam' but jupyterhub_pam_users is empty: list the system users (name, "
+            "password_hash) who may log in.",
+        )
+    if method in ("github", "oidc"):
+        need(
+            bool(s["jupyterhub_oauth_client_id"] and s["jupyterhub_oauth_client_secret"]),
+            f"jupyterhub_authenticator is '{method}' but jupyterhub_oauth_client_id or jupyterhub_oauth_client_secret "
+            f"is empty: register the hub with {'GitHub as an OAuth app' if method == 'github' else 'your provider'} "
+            f"(callback URL {callback}) and set both from it.",
+        )
+        need(
+            not s["jupyterhub_teams"],
+            f"jupyterhub_teams is set, but with jupyterhub_authenticator '{method}' the hub takes group membership "
+            "from the provider and cannot define the teams itself: use shared_password, native or pam for team "
+            "accounts, or leave jupyterhub_teams empty.",
+        )
+    if method == "github":
+        need(
+            bool(s["jupyterhub_github_allowed_organizations"]) or allowed,
+            "jupyterhub_authenticator is 'github' but jupyterhub_github_allowed_organizations and "
+            "jupyterhub_allowed_users are empty, which would let anyone with a GitHub account in: list your "
+            "organization, e.g. [my-org] or [my-org:participants].",
+        )
+    if method == "oidc":
+        endpoints = ("jupyterhub_oidc_authorize_url", "jupyterhub_oidc_token_url", "jupyterhub_oidc_userdata_url")
+        need(
+            bool(s["jupyterhub_oidc_issuer"]) or all(s[name] for name in endpoints),
+            f"jupyterhub_authenticator is 'oidc' but jupyterhub_oidc_issuer is '{s['jupyterhub_oidc_issuer']}': set it "
+            "to your provider's issuer URL (e.g. https://accounts.google.com), or set jupyterhub_oidc_authorize_url, "
+            "jupyterhub_oidc_token_url and jupyterhub_oidc_userdata_url instead.",
+        )
+        need(
+            bool(s["jupyterhub_oidc_allowed_groups"] or s["jupyterhub_oidc_admin_groups"])
+            or allowed
+            or s["jupyterhub_oidc_allow_all_users"],
+            "jupyterhub_authenticator is 'oidc' but jupyterhub_oidc_allowed_groups and jupyterhub_allowed_users are "
+            f"empty: list the groups (from the '{s['jupyterhub_oidc_groups_claim']}' claim) or users who may log in, "
+            "or set jupyterhub_oidc_allow_all_users: true to let in everyone your provider knows.",
+        )
+    if method == "dummy":
+        need(
+            s["jupyterhub_allow_insecure_dummy_auth"],
+            "jupyterhub_authenticator is 'dummy', which lets anyone in with any password; it is for tests only. Pick "
+            "another method, or set jupyterhub_allow_insecure_dummy_auth: true if this box really is a throwaway test.",
+        )
+    images = s["event_image_images"]
+    shown = [image.get("display_name") or image["name"] for image in images]
+    need(
+        len(set(shown)) == len(shown),
+        f"event_image_images has two images users would see under the same name ({', '.join(shown)}): display "
+        "names must differ, so give each image a display_name of its own.",
+    )
+    for image in images:
+        need(
+            not image.get("conda_environment") or image.get("conda") is True,
+            f"event_image_images entry '{image['name']}' has a conda_environment, which needs conda: true, for a base "
+            "that has conda (such as the Jupyter docker-stacks images); for a plain Python base use pip_packages or "
+            "pip_requirements instead.",
+        )
+    need(
+        bool(s["workspace_git_repo"]) or not s["workspace_git_load_data"],
+        "workspace_git_load_data is true, but workspace_git_load_data needs a repository: set workspace_git_repo to "
+        "the repository's URL, or workspace_git_load_data to false.",
+    )
+    need(
+        s["pophub_data_dir"] != s["pophub_shared_dir"],
+        f"pophub_data_dir and pophub_shared_dir are both '{s['pophub_data_dir']}': the data directory is read-only "
+        "in servers and the shared one writable, so they must be two different directories, e.g. /srv/pophub/data "
+        "and /srv/pophub/shared.",
+    )
+    return found
+
+
 def read_users_file(path):
     """The names in a users file: one a line; blank lines and # comments are skipped."""
     return [(number, line.strip()) for number, line in enumerate(Path(path).read_text().splitlines(), 1)
@@ -426,9 +584,9 @@ def users_file_problems(path):
     found, seen = [], {}
     for number, name in read_users_file(path):
         if not test(name):
-            found.append(f"pophub_users_file ({path}) line {number} is '{name}': write one {looks_like} a line.")
+            found.append(f"jupyterhub_users_file ({path}) line {number} is '{name}': write one {looks_like} a line.")
         elif name in seen:
-            found.append(f"pophub_users_file ({path}) lists '{name}' twice (lines {seen[name]} and {number}).")
+            found.append(f"jupyterhub_users_file ({path}) lists '{name}' twice (lines {seen[name]} and {number}).")
         seen.setdefault(name, number)
     return found
 

@@ -80,7 +80,7 @@ def cafile(tmp_path_factory):
 def hub_user(hub_url, cafile):
     """Log in as a new participant with the event password."""
 
-    def login(name, password=SETTINGS["pophub_shared_password"]):
+    def login(name, password=SETTINGS["jupyterhub_shared_password"]):
         user = HubClient(hub_url, name, cafile)
         user.login(password, note="pophub e2e")
         return user

@@ -9,7 +9,7 @@ import pytest
 from conftest import SETTINGS, box_exec
 
 BACKUPS = "/var/backups/pophub"
-KEEP = SETTINGS.get("pophub_backup_keep", 7)
+KEEP = SETTINGS.get("backup_keep", 7)
 
 
 def backups():

@@ -23,10 +23,10 @@ def test_a_wrong_password_is_refused(hub_url, cafile):
 
 
 def test_admins_need_the_admin_password(hub_user, hub_url, cafile, settings):
-    admin = settings["pophub_admin_users"][0]
-    refused = HubClient(hub_url, admin, cafile).post_login(settings["pophub_shared_password"])
+    admin = settings["jupyterhub_admin_users"][0]
+    refused = HubClient(hub_url, admin, cafile).post_login(settings["jupyterhub_shared_password"])
     assert refused.status_code == 403, "an admin name logged in with the participants' password"
-    user = hub_user(admin, settings["pophub_admin_password"])
+    user = hub_user(admin, settings["jupyterhub_admin_password"])
     assert user.api("GET", "/user").json()["admin"] is True
 
 

@@ -75,5 +75,5 @@ def test_a_members_own_server_stays_closed_to_the_other_member(team):
 
 
 def test_nobody_logs_in_as_the_team_account(hub_url, cafile):
-    refused = HubClient(hub_url, ACCOUNT, cafile).post_login(SETTINGS["pophub_shared_password"])
+    refused = HubClient(hub_url, ACCOUNT, cafile).post_login(SETTINGS["jupyterhub_shared_password"])
     assert refused.status_code == 403

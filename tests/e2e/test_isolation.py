@@ -91,7 +91,7 @@ def test_the_container_has_no_privileges(running_server):
     assert not host["CapAdd"]
     assert "no-new-privileges" in host["SecurityOpt"]
     assert host["PidsLimit"] == 1024
-    assert host["Memory"] == 1024**3, "pophub_user_mem_limit: 1G in the test inventory"
+    assert host["Memory"] == 1024**3, "jupyterhub_mem_limit: 1G in the test inventory"
     # Started as root for the start-up hooks, then dropped for good: every uid is 1000, no capabilities.
     processes = server_processes(container["Id"])
     assert processes and all(uids == ["1000"] * 4 and caps == 0 for uids, caps, _ in processes), processes

@@ -58,7 +58,7 @@ def test_static_files_come_compressed_and_pages_do_not(hub_url, cafile):
 
 def test_login_cookies_are_secure_and_http_only(hub_url, cafile, settings):
     user = HubClient(hub_url, "e2e-cookies", cafile)
-    response = user.post_login(settings["pophub_shared_password"])
+    response = user.post_login(settings["jupyterhub_shared_password"])
     assert response.status_code == 302
     set_cookies = [v for k, v in response.raw.headers.items() if k.lower() == "set-cookie"]
     login_cookies = [c for c in set_cookies if c.startswith("jupyterhub-")]

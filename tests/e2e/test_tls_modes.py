@@ -1,4 +1,4 @@
-"""The organizer's own certificate (pophub_tls: provided), served by nginx and verified against the
+"""The organizer's own certificate (nginx_tls_mode: provided), served by nginx and verified against the
 organizer's CA, with HSTS; the box goes back to its self-signed certificate afterwards."""
 
 import subprocess
@@ -34,10 +34,10 @@ def make_ca_and_certificate(directory):
 @pytest.fixture(scope="module")
 def provided(tmp_path_factory):
     ca, chain, key = make_ca_and_certificate(tmp_path_factory.mktemp("tls"))
-    converge(tmp_path_factory, tags="nginx", pophub_tls="provided", pophub_tls_certificate=str(chain),
-             pophub_tls_private_key=str(key))  # fmt: skip
+    converge(tmp_path_factory, tags="nginx", nginx_tls_mode="provided", nginx_tls_certificate=str(chain),
+             nginx_tls_private_key=str(key))  # fmt: skip
     yield ca
-    converge(tmp_path_factory, tags="nginx", pophub_tls="selfsigned")
+    converge(tmp_path_factory, tags="nginx", nginx_tls_mode="selfsigned")
 
 
 def test_the_provided_certificate_is_served_with_hsts(provided, hub_url):

@@ -10,9 +10,9 @@ import time
 import pytest
 from conftest import SETTINGS, box_exec, converge, user_containers
 
-IMAGES = {image["display_name"]: image for image in SETTINGS["pophub_images"]}
+IMAGES = {image["display_name"]: image for image in SETTINGS["event_image_images"]}
 DEFAULT, SECOND = list(IMAGES)
-ORIGIN = SETTINGS["pophub_git_repo"]
+ORIGIN = SETTINGS["workspace_git_repo"]
 
 
 def container_of(user):
@@ -229,9 +229,9 @@ def test_the_spawn_page_offers_both_images_and_starts_the_second(bob):
 
 def test_a_changed_recipe_reaches_the_next_start_and_leaves_running_servers_alone(alice, tmp_path_factory):
     before = container_of(alice)["Config"]["Image"]
-    changed = [dict(SETTINGS["pophub_images"][0], pip_packages=["tabulate==0.9.0", "humanize==4.15.0"]),
-               SETTINGS["pophub_images"][1]]  # fmt: skip
-    converge(tmp_path_factory, pophub_images=changed)
+    changed = [dict(SETTINGS["event_image_images"][0], pip_packages=["tabulate==0.9.0", "humanize==4.15.0"]),
+               SETTINGS["event_image_images"][1]]  # fmt: skip
+    converge(tmp_path_factory, event_image_images=changed)
     try:
         assert container_of(alice)["Config"]["Image"] == before, "the running server was touched"
         alice.stop_server()

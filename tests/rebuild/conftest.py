@@ -44,7 +44,7 @@ def cafile(tmp_path_factory):
 def login(cafile):
     def login(name):
         user = HubClient(f"https://localhost:{PORT}", name, cafile)
-        user.login(SETTINGS["pophub_shared_password"], note="pophub e2e")
+        user.login(SETTINGS["jupyterhub_shared_password"], note="pophub e2e")
         return user
 
     return login

@@ -24,16 +24,19 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
-import yaml
 from ansible_json import failures
+
+from pophub import settings as spec_of_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "inventory"
 BIN = Path(sys.executable).parent
 ANSIBLE_INVENTORY = shutil.which("ansible-inventory", path=str(BIN)) or "ansible-inventory"
 ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=str(BIN)) or "ansible-playbook"
-DEFAULTS = yaml.safe_load((ROOT / "playbooks/group_vars/all.yml").read_text())
-KNOWN = {name for name in DEFAULTS if name.startswith("pophub_")}
+# Every organizer setting and its default (pophub_* and role settings alike: the spec has both).
+DEFAULTS = spec_of_settings.defaults(spec_of_settings.load_spec())
+ROLE_SPECS = spec_of_settings.load_role_specs(ROOT / "roles")
+KNOWN = set(DEFAULTS)
 SECRETS = {name for name in KNOWN if re.search(r"_(password|secret)$", name)}
 VAULT_REFERENCE = re.compile(r"^\{\{\s*(vault_[A-Za-z0-9_]+)\s*\}\}$")
 
@@ -44,23 +47,21 @@ VAULT_REFERENCE = re.compile(r"^\{\{\s*(vault_[A-Za-z0-9_]+)\s*\}\}$")
 MAY_DIFFER = {
     "pophub_domain",
     "pophub_https_port",
-    "pophub_tls",
-    "pophub_tls_certificate",
-    "pophub_tls_private_key",
-    "pophub_tls_extra_names",
-    "pophub_github_client_id",
-    "pophub_github_client_secret",
-    "pophub_oidc_client_id",
-    "pophub_oidc_client_secret",
-    "pophub_shared_password",
-    "pophub_admin_password",
-    "pophub_allowed_users",
-    "pophub_users_file",
-    "pophub_github_allowed_organizations",
-    "pophub_oidc_allowed_groups",
-    "pophub_user_mem_limit",
-    "pophub_user_cpu_limit",
-    "pophub_idle_timeout",
+    "nginx_tls_mode",
+    "nginx_tls_certificate",
+    "nginx_tls_private_key",
+    "nginx_selfsigned_extra_names",
+    "jupyterhub_oauth_client_id",
+    "jupyterhub_oauth_client_secret",
+    "jupyterhub_shared_password",
+    "jupyterhub_admin_password",
+    "jupyterhub_allowed_users",
+    "jupyterhub_users_file",
+    "jupyterhub_github_allowed_organizations",
+    "jupyterhub_oidc_allowed_groups",
+    "jupyterhub_mem_limit",
+    "jupyterhub_cpu_limit",
+    "jupyterhub_idle_timeout",
 }
 # The demo's base image tarball and CA files are made on this machine by `bin/pophub demo`, so its
 # preflight result depends on what ran here before; its settings are still read and checked.
@@ -130,7 +131,11 @@ def listed(workdir):
     runs = {
         name: subprocess.Popen(
             [ANSIBLE_INVENTORY, "-i", str(copied(workdir, name)), "--list"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for name in INVENTORIES
     }
@@ -160,7 +165,12 @@ def box_vars(listing):
 
 
 def settings(variables):
-    return {key: value for key, value in variables.items() if key.startswith("pophub_")}
+    """The event settings among an inventory's variables: what the spec lists, and anything that
+    looks like a setting (pophub_*, or named after a role) so that a misspelled one is caught."""
+    return {
+        key: value for key, value in variables.items()
+        if key in KNOWN or key.startswith("pophub_") or spec_of_settings.role_of(key, ROLE_SPECS)
+    }  # fmt: skip
 
 
 def vault_names(value):
@@ -217,10 +227,12 @@ def test_the_inventory_has_a_pophub_box(listed, name):
 def test_the_inventory_sets_only_known_settings(listed, name):
     unknown = {}
     for variables in listed[name]["_meta"]["hostvars"].values():
-        for key in settings(variables).keys() - KNOWN:
+        # A role's other variables (say host_security_fail2ban_maxretry) may be set too.
+        role_variables = {name for options in ROLE_SPECS.values() for name in options}
+        for key in settings(variables).keys() - KNOWN - role_variables:
             unknown[key] = difflib.get_close_matches(key, KNOWN, n=1)
     assert not unknown, (
-        f"inventory/{name} sets settings playbooks/group_vars/all.yml does not have (did you mean): {unknown}"
+        f"inventory/{name} sets settings neither src/pophub/settings.yml nor a role knows (did you mean): {unknown}"
     )
 
 
@@ -272,9 +284,9 @@ def test_boxes_of_one_event_are_boxes_of_their_own(listed, event, a, b):
     assert full_a.get("ansible_host", host_a) != full_b.get("ansible_host", host_b), "both boxes are one machine"
     assert full_a["pophub_domain"] != full_b["pophub_domain"], f"{a} and {b} have one pophub_domain"
     # An OAuth app has one callback URL, on one domain: each box needs an app of its own.
-    auth = full_a["pophub_auth"]
+    auth = full_a["jupyterhub_authenticator"]
     if auth in ("github", "oidc"):
-        key = f"pophub_{auth}_client_id"
+        key = "jupyterhub_oauth_client_id"
         assert full_a[key] != full_b[key], f"{a} and {b} share {key}, but its callback URL names one domain"
 
 

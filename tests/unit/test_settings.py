@@ -17,20 +17,27 @@ SPEC = settings.load_spec()
 ROLE_SPECS = settings.load_role_specs(ROOT / "roles")
 
 
-def test_the_defaults_in_group_vars_are_the_specs():
+def test_the_defaults_are_the_specs():
+    """pophub_* defaults live in playbooks/group_vars/all.yml, a role's settings in its defaults."""
     group_vars = yaml.safe_load((ROOT / "playbooks/group_vars/all.yml").read_text())
     public = {name: value for name, value in group_vars.items() if not name.startswith("__")}
-    assert sorted(public) == sorted(SPEC), "playbooks/group_vars/all.yml and the spec list different settings"
-    for name, value in public.items():
-        assert value == SPEC[name]["default"], (
-            f"{name}: group_vars/all.yml says {value!r}, the spec {SPEC[name]['default']!r}"
-        )
+    shared = {name for name in SPEC if name.startswith(settings.PREFIX)}
+    assert sorted(public) == sorted(shared), "playbooks/group_vars/all.yml and the spec list different settings"
+    for name, entry in SPEC.items():
+        role = settings.role_of(name, ROLE_SPECS)
+        if role is None:
+            assert name in shared, f"{name} is neither a pophub_* setting nor a role's"
+            default = group_vars[name]
+        else:
+            default = yaml.safe_load((ROOT / f"roles/{role}/defaults/main.yml").read_text())[name]
+            assert ROLE_SPECS[role][name]["default"] == entry["default"], f"{name}: the role's argument spec differs"
+        assert default == entry["default"], f"{name}: its default is {default!r}, the spec says {entry['default']!r}"
 
 
 @pytest.mark.parametrize("name", sorted(SPEC))
 def test_every_setting_is_described_and_its_default_passes_its_own_spec(name):
     entry = SPEC[name]
-    assert name.startswith(settings.PREFIX)
+    assert name.startswith(settings.PREFIX) or settings.role_of(name, ROLE_SPECS)
     assert entry.get("description", "").strip(), f"{name} has no description"
     default = entry["default"]
     if isinstance(default, str) and "{{" in default:
@@ -97,12 +104,12 @@ def problems_of(name, value):
     ["*-*-* 03:00:00", "daily", "Mon..Fri 08:00", "Sat,Sun *-*-* 02:30", "*:0/15", "2026-12-24 18:00:00 UTC", ""],
 )
 def test_calendar_times_systemd_takes_are_accepted(value):
-    assert problems_of("pophub_backup_on_calendar", value) == []
+    assert problems_of("backup_on_calendar", value) == []
 
 
 @pytest.mark.parametrize("value", ["every night", "3am", "nightly at 3", "*-*-*"])
 def test_calendar_times_in_words_are_refused(value):
-    (problem,) = problems_of("pophub_backup_on_calendar", value)
+    (problem,) = problems_of("backup_on_calendar", value)
     assert "systemd calendar time" in problem
 
 
@@ -111,15 +118,15 @@ def test_calendar_times_in_words_are_refused(value):
     ["https://github.com/org/data.git", "git@github.com:org/data.git", "ssh://git@host/org/data.git", "/srv/repo.git"],
 )
 def test_repositories_are_accepted(value):
-    assert problems_of("pophub_git_repo", value) == []
+    assert problems_of("workspace_git_repo", value) == []
 
 
 @pytest.mark.parametrize(
     "value", ["-uhelp", "--upload-pack=id", "https://ann:token@github.com/org/d.git", "ftp://host/r.git", "a b"]
 )
 def test_repositories_that_are_options_or_carry_a_password_are_refused(value):
-    (problem,) = problems_of("pophub_git_repo", value)
-    assert "pophub_git_repo" in problem
+    (problem,) = problems_of("workspace_git_repo", value)
+    assert "workspace_git_repo" in problem
     assert "token" not in problem or "no password or token" in problem
 
 
@@ -139,8 +146,16 @@ def test_the_gateway_lies_inside_the_user_network(subnet, gateway, ok):
 
 
 def test_an_unknown_setting_gets_the_nearest_known_name():
-    (problem,) = problems_of("pophub_user_mem_limt", "2G")
-    assert "did you mean pophub_user_mem_limit?" in problem
+    (problem,) = problems_of("pophub_user_subnt", "172.28.0.0/24")
+    assert "did you mean pophub_user_subnet?" in problem
+
+
+def test_a_setting_under_its_former_name_is_told_the_new_one():
+    former = "pophub_" + "user_mem_limit"  # split, so no rename script ever rewrites it
+    (problem,) = problems_of(former, "2G")
+    assert problem == f"{former} is now called jupyterhub_mem_limit: rename it in the inventory (same value)."
+    (problem,) = problems_of("pophub_" + "oidc_client_id", "pophub")
+    assert "is now called jupyterhub_oauth_client_id" in problem
 
 
 def test_an_unknown_setting_far_from_any_is_refused_without_a_guess():
@@ -163,7 +178,8 @@ def test_the_longest_role_prefix_wins():
 def test_secrets_are_never_repeated():
     secret = "hunter2-is-not-a-hash"
     found = settings.problems(
-        {"pophub_pam_users": [{"name": "alice", "password_hash": secret}], "pophub_shared_password": 12345678}, SPEC
+        {"jupyterhub_pam_users": [{"name": "alice", "password_hash": secret}], "jupyterhub_shared_password": 12345678},
+        SPEC,
     )
     assert len(found) == 2
     assert all(secret not in p and "12345678" not in p for p in found), found
@@ -174,7 +190,7 @@ def test_every_problem_of_an_inventory_is_reported_at_once():
         {
             "pophub_domain": "https://hub.example.org",
             "pophub_https_port": "https",
-            "pophub_images": [{"name": "python", "base": "python:3", "pip_pakages": []}],
+            "event_image_images": [{"name": "python", "base": "python:3", "pip_pakages": []}],
         },
         SPEC,
     )
@@ -183,14 +199,14 @@ def test_every_problem_of_an_inventory_is_reported_at_once():
 
 def test_numbers_and_booleans_given_as_text_are_read_as_ansible_reads_them():
     assert problems_of("pophub_https_port", "8443") == []
-    assert problems_of("pophub_user_cpu_limit", "0.5") == []
-    assert problems_of("pophub_native_open_signup", "true") == []
-    assert problems_of("pophub_native_open_signup", "maybe") != []
+    assert problems_of("jupyterhub_cpu_limit", "0.5") == []
+    assert problems_of("jupyterhub_native_open_signup", "true") == []
+    assert problems_of("jupyterhub_native_open_signup", "maybe") != []
     assert problems_of("pophub_https_port", True) != []
 
 
 def test_unknown_keys_in_a_hook_are_named_with_the_known_ones():
-    found = problems_of("pophub_start_hooks", [{"name": "x", "run_as": "user", "contents": "true"}])
+    found = problems_of("workspace_start_hooks", [{"name": "x", "run_as": "user", "contents": "true"}])
     assert any("has the key 'contents' (did you mean content?)" in p for p in found), found
     assert any("needs exactly one of content or src" in p for p in found), found
 
@@ -207,10 +223,11 @@ def test_plain_turns_ansibles_subclasses_into_plain_data():
 def test_a_users_file_is_read_line_by_line(tmp_path):
     users = tmp_path / "users.txt"
     users.write_text("# the participants\nann\n\nben\nthe organizer\nann\n")
-    found = problems_of("pophub_users_file", str(users))
+    found = problems_of("jupyterhub_users_file", str(users))
+    looks_like = settings.FORMATS["username"][1]
     assert found == [
-        f"pophub_users_file ({users}) line 5 is 'the organizer': write one {settings.FORMATS['username'][1]} a line.",
-        f"pophub_users_file ({users}) lists 'ann' twice (lines 2 and 6).",
+        f"jupyterhub_users_file ({users}) line 5 is 'the organizer': write one {looks_like} a line.",
+        f"jupyterhub_users_file ({users}) lists 'ann' twice (lines 2 and 6).",
     ]
     users.write_text("ann\nben\n")
-    assert problems_of("pophub_users_file", str(users)) == []
+    assert problems_of("jupyterhub_users_file", str(users)) == []

@@ -39,7 +39,9 @@ CHART = Path(os.environ.get("POPHUB_Z2JH_DIR") or ROOT.parent / "shared" / "z2jh
 REGISTRY = "registry.example.org/summer-school"
 # The ansible-playbook of the Python running the tests, so the playbook's check finds jsonschema.
 ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
-DEFAULT_IMAGE = yaml.safe_load((ROOT / "playbooks/group_vars/all.yml").read_text())["pophub_images"][0]["name"]
+DEFAULT_IMAGE = yaml.safe_load((ROOT / "roles/event_image/defaults/main.yml").read_text())["event_image_images"][0][
+    "name"
+]
 # The validator as playbooks/z2jh-values.yml runs it: from this checkout's src/, not pip installed.
 VALIDATOR = [sys.executable, "-m", "pophub.z2jh"]
 VALIDATOR_ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -48,7 +50,10 @@ VALIDATOR_ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 EXPORTED = ["shared-password", "native", "github", "oidc-discovery", "oidc-endpoints", "dummy", "multi-image"]
 # case -> (the task that refuses it, words its message must contain)
 REFUSED = {
-    "pam": ("PAM logins have no Kubernetes equivalent", ["pophub_auth is 'pam'", "no equivalent", "native"]),
+    "pam": (
+        "PAM logins have no Kubernetes equivalent",
+        ["jupyterhub_authenticator is 'pam'", "no equivalent", "native"],
+    ),
     "no-registry": ("The images have a registry to come from", ["pophub_z2jh_image_registry is ''"]),
     "registry-with-scheme": ("The images have a registry to come from", ["without https://"]),
     "bad-database-url": ("The event database URL is a PostgreSQL URL", ["pophub_z2jh_database_url is not"]),
@@ -443,7 +448,7 @@ def test_what_the_export_leaves_to_the_chart_keeps_its_defaults(export, chart):
 
 def test_what_has_no_equivalent_is_said_plainly(export):
     said = unmapped(export, "github")
-    for words in ("Start-up hooks (pophub_start_hooks: 10-welcome)", "git sync of https://github.com/example/course.git",
+    for words in ("Start-up hooks (workspace_start_hooks: 10-welcome)", "git sync of https://github.com/example/course.git",
                   "loading into the database", "no self-signed mode", "pophub_https_port 8443",
                   "set pophub_z2jh_database_url", "SSH, fail2ban"):  # fmt: skip
         assert words in said, said
