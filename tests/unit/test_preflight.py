@@ -228,6 +228,8 @@ CASES = {
     "subnet-without-mask": ({"pophub_user_subnet": "172.28.0.0"}, "pophub_user_subnet"),
     "gateway-outside-subnet": ({"pophub_user_gateway": "10.0.0.1"}, "pophub_user_gateway"),
     # Mistakes a new organizer makes that the spec catches: names, keys, duplicates, shapes.
+    # An inventory written for the names before roles read their own settings.
+    "setting-under-its-former-name": ({"pophub_" + "auth": "native"}, "is now called jupyterhub_authenticator"),
     "setting-misspelled": ({"pophub_shared_pasword": "event-password"}, "did you mean jupyterhub_shared_password?"),
     "role-variable-misspelled": (
         {"host_security_fail2ban_maxretrys": 3},
