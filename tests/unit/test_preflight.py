@@ -230,7 +230,8 @@ CASES = {
     # Mistakes a new organizer makes that the spec catches: names, keys, duplicates, shapes.
     # An inventory written for the names before roles read their own settings.
     "setting-under-its-former-name": ({"pophub_" + "auth": "native"}, "is now called jupyterhub_authenticator"),
-    "setting-misspelled": ({"pophub_shared_pasword": "event-password"}, "did you mean jupyterhub_shared_password?"),
+    "setting-misspelled": ({"jupyterhub_shared_pasword": "event-password"}, "did you mean jupyterhub_shared_password?"),
+    "shared-setting-misspelled": ({"pophub_domian": "hub.example.org"}, "did you mean pophub_domain?"),
     "role-variable-misspelled": (
         {"host_security_fail2ban_maxretrys": 3},
         "did you mean host_security_fail2ban_maxretry?",
