@@ -231,3 +231,18 @@ def test_a_users_file_is_read_line_by_line(tmp_path):
     ]
     users.write_text("ann\nben\n")
     assert problems_of("jupyterhub_users_file", str(users)) == []
+
+
+def test_the_controller_tests_the_hub_with_the_versions_the_box_installs():
+    """pyproject.toml pins the hub's packages for the unit tests; they must be the box's."""
+    pins = dict(
+        re.findall(r'"([a-z-]+)(?:\[[a-z]+\])?==([^"]+)"', (ROOT / "pyproject.toml").read_text())
+    )  # name -> version
+    group_vars = yaml.safe_load((ROOT / "playbooks/group_vars/all.yml").read_text())
+    assert pins["jupyterhub"] == group_vars["__pophub_jupyterhub_version"]
+    hub = yaml.safe_load((ROOT / "roles/jupyterhub/defaults/main.yml").read_text())["jupyterhub_pip_packages"]
+    for requirement in hub:
+        name, _, version = requirement.partition("==")
+        name = re.sub(r"\[.*\]", "", name)
+        if "{{" not in version:
+            assert pins.get(name) == version, f"the box installs {requirement}, pyproject.toml pins {pins.get(name)}"
