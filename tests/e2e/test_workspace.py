@@ -248,3 +248,41 @@ def test_a_changed_recipe_reaches_the_next_start_and_leaves_running_servers_alon
     assert container_of(alice)["Config"]["Image"] == before
     tags = box_exec("docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "pophub/event").split()
     assert tags == [before]
+
+
+# A kernel's shell leaves `sleep` running with nobody to wait for it; it is re-parented to PID 1.
+ORPHAN = """
+import os, time
+os.system("(sleep 0.5 &)")
+time.sleep(3)
+def state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(") ", 1)[1].split()[0]
+def name(pid):
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+pids = [p for p in os.listdir("/proc") if p.isdigit()]
+zombies = [name(p) for p in pids if state(p) == "Z"]
+print(name(1), os.stat("/proc/1").st_uid, len(zombies), zombies)
+"""
+
+
+def test_pid_1_is_an_init_that_reaps_orphans(alice):
+    init, uid, count, *zombies = alice.run_code(ORPHAN).split(maxsplit=3)
+    assert (init, uid) == ("dumb-init", "1000"), "PID 1 is not the init, run as the user"
+    assert count == "0", f"orphans were left as zombies: {zombies}"
+
+
+def test_a_servers_output_outlives_its_container(hub_user):
+    """When a participant says "my server crashed", the organizer can still read what it said."""
+    user = hub_user("e2e-ws-logs")
+    user.start_server()
+    user.run_code("import sys; print('a line for the journal', file=sys.stderr, flush=True)")
+    (container,) = [c for c in user_containers(user.name) if c["State"]["Running"]]
+    name = container["Name"].lstrip("/")
+    user.stop_server()
+    assert not [c for c in user_containers(user.name) if c["State"]["Running"]]
+    # The container is gone; its output is in the box's journal, found by the container's name.
+    logged = box_exec("journalctl", "--no-pager", "-o", "cat", "-t", "pophub-server", f"CONTAINER_NAME={name}")
+    assert "jupyterhub-singleuser" in logged or "Jupyter Server" in logged, logged[-2000:]
+    print(f"{name}: {len(logged.splitlines())} lines in the journal after the container was removed")

@@ -229,7 +229,11 @@ def test_docker_spawner_settings(sample_config):
     }
     assert spawner.notebook_dir == "/home/jovyan"
     assert spawner.mem_limit == 2 * 1024**3 and spawner.cpu_limit == 1.5
-    assert spawner.extra_host_config == {"pids_limit": 1024, "security_opt": ["no-new-privileges"]}
+    assert spawner.extra_host_config == {
+        "pids_limit": 1024,
+        "security_opt": ["no-new-privileges"],
+        "log_config": {"type": "journald", "config": {"tag": "pophub-server"}},
+    }
     assert spawner.cmd == ["jupyterhub-singleuser"] and spawner.default_url == "/lab"
     assert (spawner.start_timeout, spawner.http_timeout) == (300, 120)
     assert sample_config.JupyterHub.concurrent_spawn_limit == 200

@@ -117,6 +117,9 @@ def _servers(c, settings, secrets):
     c.DockerSpawner.extra_host_config = {
         "pids_limit": settings["pids_limit"],
         "security_opt": ["no-new-privileges"],
+        # A server's output outlives its container (removed when it stops): in the box's journal,
+        # `journalctl -t pophub-server` for all, `journalctl CONTAINER_NAME=jupyter-<user>` for one.
+        "log_config": {"type": "journald", "config": {"tag": "pophub-server"}},
     }
     c.Spawner.cmd = ["jupyterhub-singleuser"]
     c.Spawner.default_url = settings["default_url"]
