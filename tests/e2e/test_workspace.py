@@ -286,3 +286,12 @@ def test_a_servers_output_outlives_its_container(hub_user):
     logged = box_exec("journalctl", "--no-pager", "-o", "cat", "-t", "pophub-server", f"CONTAINER_NAME={name}")
     assert "jupyterhub-singleuser" in logged or "Jupyter Server" in logged, logged[-2000:]
     print(f"{name}: {len(logged.splitlines())} lines in the journal after the container was removed")
+
+
+def test_jupyterlab_asks_nobody_about_news_and_fetches_none(alice):
+    plugin = "@jupyterlab/apputils-extension:notification"
+    response = alice.token_session.get(f"{alice.hub_url}/user/{alice.name}/lab/api/settings/{plugin}", timeout=30)
+    assert response.status_code == 200, response.text[:300]
+    properties = response.json()["schema"]["properties"]
+    assert properties["fetchNews"]["default"] == "false", properties["fetchNews"]
+    assert properties["checkForUpdates"]["default"] is False, properties["checkForUpdates"]
