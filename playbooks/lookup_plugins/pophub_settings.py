@@ -8,7 +8,8 @@ that tie settings together follow (taken_ports: the box's own ports, by what use
 lives in pophub.settings; this file only hands it the host's variables.
 
 lookup('pophub_settings', 'effective') gives every setting's value instead, the inventory's or its
-default, for playbooks that read settings of roles they do not run (z2jh-values.yml, verify.yml)."""
+default, for playbooks that read settings of roles they do not run (z2jh-values.yml, verify.yml);
+lookup('pophub_settings', 'allowed_users') the names allowed in, the users file's included."""
 
 import sys
 from pathlib import Path
@@ -45,6 +46,8 @@ class LookupModule(LookupBase):
         if terms == ["effective"]:
             # Every setting as the run sees it, the defaults of roles this play does not load included.
             return [settings.effective(values, spec)]
+        if terms == ["allowed_users"]:
+            return [settings.allowed_users(settings.effective(values, spec))]
         problems += settings.problems(values, spec, role_specs)
         if not problems:
             problems = settings.rules(settings.effective(values, spec), settings.plain(taken_ports or {}))

@@ -579,6 +579,15 @@ def read_users_file(path):
             if line.strip() and not line.strip().startswith("#")]  # fmt: skip
 
 
+def allowed_users(settings):
+    """Who may log in by name: jupyterhub_allowed_users and the names in jupyterhub_users_file, as
+    the jupyterhub role reads them (`settings` as effective() gives them)."""
+    names = list(settings["jupyterhub_allowed_users"])
+    if settings["jupyterhub_users_file"]:
+        names += [name for _, name in read_users_file(settings["jupyterhub_users_file"])]
+    return list(dict.fromkeys(names))
+
+
 def users_file_problems(path):
     test, looks_like = FORMATS["username"]
     found, seen = [], {}

@@ -246,3 +246,13 @@ def test_the_controller_tests_the_hub_with_the_versions_the_box_installs():
         name = re.sub(r"\[.*\]", "", name)
         if "{{" not in version:
             assert pins.get(name) == version, f"the box installs {requirement}, pyproject.toml pins {pins.get(name)}"
+
+
+def test_the_allowed_names_take_in_the_users_file_once_each(tmp_path):
+    users = tmp_path / "users.txt"
+    users.write_text("# the class\nben\nann\n\ncleo\n")
+    effective = settings.effective(
+        {"jupyterhub_allowed_users": ["ann", "dev"], "jupyterhub_users_file": str(users)}, SPEC
+    )
+    assert settings.allowed_users(effective) == ["ann", "dev", "ben", "cleo"]
+    assert settings.allowed_users(settings.effective({}, SPEC)) == []
