@@ -593,7 +593,9 @@ def users_file_problems(path):
     found, seen = [], {}
     for number, name in read_users_file(path):
         if not test(name):
-            found.append(f"jupyterhub_users_file ({path}) line {number} is '{name}': write one {looks_like} a line.")
+            found.append(
+                f"jupyterhub_users_file ({path}) line {number} is '{name}': put one name a line, {looks_like}."
+            )
         elif name in seen:
             found.append(f"jupyterhub_users_file ({path}) lists '{name}' twice (lines {seen[name]} and {number}).")
         seen.setdefault(name, number)

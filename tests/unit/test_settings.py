@@ -226,7 +226,7 @@ def test_a_users_file_is_read_line_by_line(tmp_path):
     found = problems_of("jupyterhub_users_file", str(users))
     looks_like = settings.FORMATS["username"][1]
     assert found == [
-        f"jupyterhub_users_file ({users}) line 5 is 'the organizer': write one {looks_like} a line.",
+        f"jupyterhub_users_file ({users}) line 5 is 'the organizer': put one name a line, {looks_like}.",
         f"jupyterhub_users_file ({users}) lists 'ann' twice (lines 2 and 6).",
     ]
     users.write_text("ann\nben\n")
