@@ -100,8 +100,10 @@ FORMATS = {
     "file": (os.path.isfile, "the path of a file on this machine (the controller)"),
     "subject_alt_name": (_regex(r"(IP|DNS):\S+"), "IP:<address> or DNS:<name>, e.g. IP:203.0.113.10"),
     "username": (
-        _regex(r"[A-Za-z0-9][A-Za-z0-9._@+-]*"),
-        "a username: letters, digits and . _ @ + -, no spaces, starting with a letter or digit",
+        # The hub refuses the same names at login (pophub_hub.auth.name_refusal).
+        _regex(r"(?!pophub-)[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}"),
+        "a username: letters, digits and . _ @ + -, no spaces, starting with a letter or digit, at most 64 "
+        "characters, not starting with pophub- (kept for the hub itself)",
     ),
     "system_user": (_regex(r"[a-z_][a-z0-9_-]{0,31}"), "a system account name: lowercase letters, digits, - and _"),
     "crypt_hash": (
@@ -474,6 +476,14 @@ def rules(settings, taken_ports=None):
         f"{', '.join(both)} is in both jupyterhub_admin_users and jupyterhub_blocked_users: take the name out of one "
         "of them.",
     )
+    prefix = s["jupyterhub_team_account_prefix"]
+    for setting in ("jupyterhub_admin_users", "jupyterhub_allowed_users"):
+        taken = [name for name in s[setting] if prefix and name.startswith(prefix)]
+        need(
+            not taken,
+            f"{setting} lists {', '.join(taken)}, but names starting with {prefix} (jupyterhub_team_account_prefix) "
+            "belong to team servers, which nobody logs in as: list the people by their own names.",
+        )
     allowed = bool(s["jupyterhub_allowed_users"] or s["jupyterhub_users_file"])
     callback = f"https://{s['pophub_domain']}/hub/oauth_callback"
     if method == "shared_password":

@@ -121,6 +121,13 @@ class TestNative:
             timeout=30,
         )
 
+    def test_the_sign_in_page_names_the_event_and_says_to_sign_up_and_an_overlong_name_is_refused(self, browser):
+        visitor = browser("nobody")
+        page = visitor.session.get(f"{visitor.hub_url}/hub/login", timeout=30)
+        assert SETTINGS["jupyterhub_event_name"] in page.text and "New here? Sign up" in page.text
+        overlong = self.signup(browser("n" * 300), "long-name-password")
+        assert overlong.status_code == 200 and "successful" not in overlong.text
+
     def test_sign_up_then_approval_then_login(self, browser):
         admin = browser(SETTINGS["jupyterhub_admin_users"][0])
         answer = self.signup(admin, "organizer-native-password").text

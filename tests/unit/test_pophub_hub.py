@@ -49,6 +49,10 @@ SETTINGS = {
     "oidc_allow_all_users": False,
     "oidc_login_service": "single sign-on",
     "allow_insecure_dummy_auth": False,
+    "event_name": "",
+    "login_hint": "",
+    "announcement": "",
+    "contact": "",
     "images": [{"display_name": "Python", "ref": "pophub/python:0123456789ab"}],
     "network_name": "pophub-users",
     "home_volume": "pophub-home-{username}",
@@ -627,3 +631,116 @@ def test_a_database_without_a_revision_is_left_to_the_hub(tmp_path):
     from sqlalchemy import inspect
 
     assert inspect(engine).get_table_names() == [], "read-only: nothing stamped"
+
+
+# --- Names at login -----------------------------------------------------------------------------
+def login(name, **settings):
+    """A login through JupyterHub's own SharedPasswordAuthenticator, configured by configure()."""
+    from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
+
+    authenticator = SharedPasswordAuthenticator(config=configured(**settings))
+    handler = SimpleNamespace(settings={"login_url": "/hub/login"})
+    data = {"username": name, "password": "event-password"}
+    return asyncio.run(authenticator.get_authenticated_user(handler, data))
+
+
+def test_a_participant_logs_in_under_any_ordinary_name():
+    assert login("Ana.Lopez")["name"] == "ana.lopez"
+    assert login("x" * auth.NAME_MAX)["name"] == "x" * auth.NAME_MAX
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("x" * 300, "Your name has 300 characters, and names on this hub have at most 64."),
+        ("x" * (auth.NAME_MAX + 1), "at most 64"),
+        ("pophub-verify", "The name pophub-verify is kept for the hub itself."),
+        ("pophub-anything", "kept for the hub itself"),
+        ("collab-team-that-does-not-exist", "Names that start with collab- belong to team servers"),
+    ],
+)
+def test_a_reserved_or_overlong_name_gets_a_page_that_says_why(name, says):
+    from tornado import web
+
+    with pytest.raises(web.HTTPError) as refused:
+        login(name)
+    assert refused.value.status_code == 403 and says in refused.value.log_message
+    page = refused.value.jupyterhub_html_message
+    assert says in page and '<a href="/hub/login">Back to the login page</a>' in page
+
+
+def test_the_team_prefix_is_the_organizers():
+    from tornado import web
+
+    assert login("collab-x", team_account_prefix="team-")["name"] == "collab-x"
+    with pytest.raises(web.HTTPError):
+        login("team-red", team_account_prefix="team-")
+
+
+def test_sign_up_refuses_overlong_names_too():
+    from jupyterhub.auth import Authenticator
+
+    # NativeAuthenticator checks names at sign-up with Authenticator.validate_username and this pattern.
+    native = Authenticator(username_pattern=configured(authenticator="native").NativeAuthenticator.username_pattern)
+    assert native.validate_username("x" * auth.NAME_MAX)
+    assert not native.validate_username("x" * (auth.NAME_MAX + 1))
+
+
+# --- What the pages say -------------------------------------------------------------------------
+def render(template, **settings):
+    """A page rendered the way JupyterHub renders it: its loader, our templates first, and the
+    template variables configure() sets; the stock pages' helpers are stand-ins."""
+    from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
+    from jupyterhub._data import DATA_FILES_PATH
+
+    c = configured(**settings)
+    stock = f"{DATA_FILES_PATH}/templates"
+    ours_first = FileSystemLoader([*c.JupyterHub.template_paths, stock])
+    loader = ChoiceLoader([PrefixLoader({"templates": FileSystemLoader([stock])}, "/"), ours_first])
+    page = Environment(loader=loader, autoescape=True).get_template(template)
+    helpers = {"static_url": lambda *a, **k: "/static", "base_url": "/", "prefix": "/", "xsrf": "x"}
+    return page.render(**helpers, authenticator={}, authenticator_login_url="/hub/login", **c.JupyterHub.template_vars)
+
+
+def test_the_login_page_names_the_event_says_how_to_get_in_and_whom_to_ask():
+    page = render(
+        "login.html",
+        event_name="Geo Summer School <2026>",
+        announcement="The room changes at 2 pm & <b>not</b> before",
+        contact="Ask a TA",
+    )
+    assert "<title>Geo Summer School &lt;2026&gt;</title>" in page
+    assert '<h1 id="pophub-event-name" class="text-center">Geo Summer School &lt;2026&gt;</h1>' in page
+    assert "type the event password" in page
+    # The organizer's text is text: their markup is shown, not run.
+    assert "The room changes at 2 pm &amp; &lt;b&gt;not&lt;/b&gt; before" in page
+    assert '<footer id="pophub-contact" class="container text-center text-muted mt-4"><p>Ask a TA</p>' in page
+    assert 'name="password"' in page, "the stock form is still there"
+
+
+def test_nothing_is_added_where_nothing_is_set():
+    page = render("login.html", login_hint="")
+    assert "pophub-event-name" not in page and "pophub-contact" not in page and "announcement" not in page
+    assert "<title>JupyterHub</title>" in page
+
+
+@pytest.mark.parametrize(
+    ("settings", "hint"),
+    [
+        ({"login_hint": "The password is on the board."}, "The password is on the board."),
+        ({"allowed_users": ["alice"]}, "Log in with the name the organizers gave you and the event password."),
+        ({"authenticator": "native"}, "you can log in once an organizer approves you"),
+        ({"authenticator": "native", "native_open_signup": True}, "Sign up with a name and a password, then log in"),
+        ({"authenticator": "pam"}, "the account the organizers made for you"),
+        ({"authenticator": "github", "github_allowed_organizations": ["geo-school"]}, "a member of geo-school"),
+        ({"authenticator": "oidc", "oidc_login_service": "University"}, "Sign in with your University account"),
+    ],
+)
+def test_each_login_method_has_its_own_hint(settings, hint):
+    assert hint in auth.login_hint({**SETTINGS, **settings})
+
+
+def test_native_sign_in_shows_the_name_and_hint_in_its_announcement():
+    c = configured(authenticator="native", event_name="Geo & Co", announcement="Room B")
+    login_banner = c.JupyterHub.template_vars["announcement_login"]
+    assert login_banner.startswith("Geo &amp; Co<br>New here?") and login_banner.endswith("<br>Room B")

@@ -1,9 +1,19 @@
 """Who may log in: the options of each login method (settings["authenticator"])."""
 
+import html
+
+# The longest name a participant may log in or sign up with. JupyterHub keeps names in a
+# varchar(255) column (a longer one would end in an error page), and a name also becomes a container,
+# a volume and a database role; 64 characters is more than any real name or e-mail address needs.
+NAME_MAX = 64
+# Names that start with this belong to the hub's own accounts (the post-deploy check's test user).
+RESERVED_PREFIX = "pophub-"
+
 
 def configure(c, settings, secrets):
     """The options every method shares, then the chosen method's."""
     c.Authenticator.admin_users = set(settings["admin_users"])
+    c.Authenticator.post_auth_hook = refuse_reserved_names(settings)
     if settings["allowed_users"]:
         c.Authenticator.allowed_users = set(settings["allowed_users"])
     if settings["blocked_users"]:
@@ -12,6 +22,74 @@ def configure(c, settings, secrets):
     if method not in METHODS:
         raise ValueError(f"authenticator is {method!r}: set jupyterhub_authenticator to one of {sorted(METHODS)}")
     METHODS[method](c, settings, secrets)
+
+
+def name_refusal(name, settings):
+    """Why `name` may not log in, as a sentence for the participant, or None when it may.
+
+    Runs on every login, after the password (or the identity provider) said yes and before the hub
+    records the user, so a refused name never becomes an account."""
+    if len(name) > NAME_MAX:
+        return (
+            f"Your name has {len(name)} characters, and names on this hub have at most {NAME_MAX}. "
+            "Log in again with a shorter name."
+        )
+    if name == settings["verify_user"] or name.startswith(RESERVED_PREFIX):
+        return f"The name {name} is kept for the hub itself. Log in again with a name of your own."
+    prefix = settings["team_account_prefix"]
+    # Also for teams the organizer has not added yet: nobody may claim a team's account before it exists.
+    if prefix and name.startswith(prefix):
+        return (
+            f"Names that start with {prefix} belong to team servers, which nobody logs in as. "
+            "Log in with your own name: your team's server is on your home page."
+        )
+    return None
+
+
+def login_hint(settings):
+    """The line on the login page that says how to get in: the organizer's, or the method's own."""
+    if settings["login_hint"]:
+        return settings["login_hint"]
+    method = settings["authenticator"]
+    if method == "shared_password":
+        if settings["allowed_users"]:
+            return "Log in with the name the organizers gave you and the event password."
+        return (
+            f"Pick a name (letters, digits, . _ - or @, up to {NAME_MAX} characters), type the event password, "
+            "and use the same name each time: it is your account for the event."
+        )
+    if method == "native":
+        if settings["native_open_signup"]:
+            return "New here? Sign up with a name and a password, then log in."
+        return "New here? Sign up with a name and a password; you can log in once an organizer approves you."
+    if method == "pam":
+        return "Log in with the account the organizers made for you."
+    if method == "github":
+        organizations = ", ".join(sorted(settings["github_allowed_organizations"]))
+        return f"Sign in with your GitHub account; it needs to be a member of {organizations}."
+    if method == "oidc":
+        return f"Sign in with your {settings['oidc_login_service']} account."
+    return "A test box: any name and any password will do."
+
+
+def refuse_reserved_names(settings):
+    """A post_auth_hook that stops a login under a name from name_refusal with a page saying why."""
+    from tornado import web
+
+    def hook(authenticator, handler, authentication):
+        reason = name_refusal(authentication["name"], settings)
+        if reason is None:
+            return authentication
+        authenticator.log.warning("Refusing login as %r: %s", authentication["name"][:NAME_MAX], reason)
+        error = web.HTTPError(403, reason)
+        # JupyterHub's error page shows this in place of the bare status.
+        error.jupyterhub_html_message = (
+            f"<p>{html.escape(reason)}</p><p><a href=\"{html.escape(handler.settings['login_url'])}\">"
+            "Back to the login page</a></p>"
+        )
+        raise error
+
+    return hook
 
 
 def _shared_password(c, settings, secrets):
@@ -30,6 +108,9 @@ def _native(c, settings, secrets):
     c.NativeAuthenticator.open_signup = settings["native_open_signup"]
     c.NativeAuthenticator.minimum_password_length = settings["native_minimum_password_length"]
     c.NativeAuthenticator.check_common_password = True
+    # Sign-up makes an account before any login, so the length limit is also a pattern there (the sign-up
+    # page then says the name was not accepted; NativeAuthenticator keeps names in a varchar(128)).
+    c.NativeAuthenticator.username_pattern = rf"^[^\n]{{1,{NAME_MAX}}}\Z"
     # Approval is the gate: whoever an admin approved (or who was listed) may log in.
     c.Authenticator.allow_all = True
     patch_native_login_handler()

@@ -5,6 +5,7 @@ file (pophub-hub.json, rendered by the jupyterhub role) holds no secret; its key
 variables without their `jupyterhub_` prefix, plus the digests that make a change of the secrets or
 of this package alone rewrite it, so that it is checked again (python -m pophub_hub.check)."""
 
+import html
 import json
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ SETTINGS = frozenset(
         "oidc_authorize_url", "oidc_token_url", "oidc_userdata_url", "oidc_scopes", "oidc_username_claim",
         "oidc_groups_claim", "oidc_allowed_groups", "oidc_admin_groups", "oidc_allow_all_users",
         "oidc_login_service", "allow_insecure_dummy_auth",
+        "event_name", "login_hint", "announcement", "contact",
         "images", "network_name", "home_volume", "home_path", "extra_volumes", "default_url",
         "user_database", "user_environment", "mem_limit", "cpu_limit", "pids_limit",
         "start_timeout", "http_timeout", "concurrent_spawn_limit", "concurrent_starts", "docker_threads",
@@ -53,6 +55,7 @@ def read_secrets(auth_file, environ):
 def configure(c, settings, secrets):
     """Set every option of the hub on `c`, the config jupyterhub_config.py gets from JupyterHub."""
     _hub(c, settings, secrets)
+    _pages(c, settings)
     auth.configure(c, settings, secrets)
     _servers(c, settings, secrets)
     _services(c, settings, secrets)
@@ -82,6 +85,27 @@ def _hub(c, settings, secrets):
     # and each request starts with the connection handed back (see db.release_db_connection).
     c.JupyterHub.db_kwargs = {"pool_pre_ping": True}
     db.patch_handlers()
+
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _pages(c, settings):
+    """What the hub's pages say for the event, through JupyterHub's own templates (login.html and
+    page.html in TEMPLATES extend the stock ones) and template variables. The organizer's text is
+    plain text: the stock page shows `announcement` as HTML, so it is escaped here."""
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
+    c.JupyterHub.template_vars = {
+        "pophub_event_name": settings["event_name"],
+        "pophub_login_hint": auth.login_hint(settings),
+        "pophub_contact": settings["contact"],
+        "announcement": html.escape(settings["announcement"]),
+    }
+    if settings["authenticator"] == "native":
+        # NativeAuthenticator's login page has its own template, whose only opening for text is the
+        # login announcement: the name and the hint go there, above the organizer's announcement.
+        lines = [settings["event_name"], auth.login_hint(settings), settings["announcement"]]
+        c.JupyterHub.template_vars["announcement_login"] = "<br>".join(html.escape(line) for line in lines if line)
 
 
 def _servers(c, settings, secrets):
