@@ -62,8 +62,10 @@ def _git_repository(value):
     if value.startswith("/"):
         return True
     parts = urlsplit(value)
-    # A password or token in the URL would be readable on the box: refuse it.
-    return parts.scheme in ("https", "http", "ssh", "git", "file") and parts.password is None
+    # A password or token in the URL would be readable on the box: refuse it (a token can stand alone
+    # as the user, https://<token>@github.com/...). ssh's user is a login name, not a secret.
+    userinfo_ok = parts.password is None and (parts.scheme == "ssh" or parts.username is None)
+    return parts.scheme in ("https", "http", "ssh", "git", "file") and userinfo_ok
 
 
 def _ip_or_network(value):
@@ -136,7 +138,7 @@ FORMATS = {
     "git_repository": (
         _git_repository,
         "a repository URL (https://, ssh://, git@host:path) or a path on the box, with no password or token "
-        "in it and not starting with -",
+        "in it (for a private repository, an ssh address and workspace_git_ssh_key) and not starting with -",
     ),
     "git_branch": (
         lambda v: re.fullmatch(r"[A-Za-z0-9._/][A-Za-z0-9._/-]*", v) is not None and ".." not in v,
@@ -261,6 +263,10 @@ def _near(name, known):
     return f" (did you mean {close[0]}?)" if close else ""
 
 
+# How the example inventory's passwords start; a secret that still does is refused.
+PLACEHOLDER = "change-me"
+
+
 def check_value(label, value, spec, name=None):
     """Problems of one value against its spec, each a sentence naming `label`."""
     name = name or label
@@ -278,6 +284,12 @@ def check_value(label, value, spec, name=None):
             f"{label} is {_show(value, spec)}, which is not {_TYPE_WORDS.get(kind, kind)}{quote}{_what(spec)}.{example}"
         ]
     problems = []
+    if spec.get("secret") and isinstance(value, str) and value.startswith(PLACEHOLDER):
+        # The example inventory's passwords are published: a box deployed with them is open to anyone.
+        return [
+            f"{label} is still the example inventory's placeholder ({PLACEHOLDER}...), which anyone can read: set "
+            "your event's own (python3 -c 'import secrets; print(secrets.token_urlsafe(24))' makes one)."
+        ]
     if "choices" in spec and value not in spec["choices"]:
         choices = ", ".join(str(c) for c in spec["choices"])
         near = _near(str(value), [str(c) for c in spec["choices"]])
@@ -569,6 +581,11 @@ def rules(settings, taken_ports=None):
             "that has conda (such as the Jupyter docker-stacks images); for a plain Python base use pip_packages or "
             "pip_requirements instead.",
         )
+    need(
+        not s["workspace_git_ssh_key"] or re.match(r"ssh://|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:", s["workspace_git_repo"]),
+        f"workspace_git_ssh_key is set, but workspace_git_repo ('{s['workspace_git_repo']}') is not an ssh address: "
+        "set it to the repository's ssh address, such as git@github.com:my-org/data.git.",
+    )
     need(
         bool(s["workspace_git_repo"]) or not s["workspace_git_load_data"],
         "workspace_git_load_data is true, but workspace_git_load_data needs a repository: set workspace_git_repo to "

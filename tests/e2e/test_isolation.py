@@ -43,13 +43,80 @@ def box_services():
 
 
 @pytest.fixture(scope="module")
-def neighbour(hub_user):
-    """Another participant's running server."""
+def neighbour_user(hub_user):
+    """Another participant, with their server running."""
     user = hub_user("e2e-neighbour")
     user.start_server()
-    (container,) = user_containers(user.name)
-    yield container["NetworkSettings"]["Networks"]["pophub-users"]["IPAddress"]
+    yield user
     user.stop_server()
+
+
+@pytest.fixture(scope="module")
+def neighbour(neighbour_user):
+    (container,) = user_containers(neighbour_user.name)
+    return container["NetworkSettings"]["Networks"]["pophub-users"]["IPAddress"]
+
+
+def link_local(mac):
+    """The IPv6 link-local address (EUI-64) a kernel gives an interface with this MAC address."""
+    octets = [int(part, 16) for part in mac.split(":")]
+    octets[0] ^= 0x02
+    eui = [*octets[:3], 0xFF, 0xFE, *octets[3:]]
+    return "fe80::" + ":".join(f"{eui[i] << 8 | eui[i + 1]:x}" for i in range(0, 8, 2))
+
+
+# Read from a kernel: `docker exec` cannot enter a server whose processes changed their uid, where
+# the box itself runs without CAP_SYS_PTRACE (as the test box does).
+IPV6_ADDRESSES = "print(open('/proc/net/if_inet6').read(), end='')"
+# A service on every IPv6 address, as a participant could start one; it outlives the kernel.
+LISTEN_EVERYWHERE = """
+import subprocess, sys
+serve = "import socket, time; s = socket.create_server(('::', 9999), family=socket.AF_INET6); time.sleep(900)"
+subprocess.Popen([sys.executable, "-c", serve], start_new_session=True)
+"""
+# A fresh interface's link-local address is usable once duplicate address detection is done.
+DAD_WAIT = "import time; time.sleep(3)\n"
+PROBE6 = """
+import json, socket
+results = {}
+for name, host, port in %s:
+    try:
+        socket.create_connection((host + "%%eth0", port), timeout=3).close()
+        results[name] = "open"
+    except OSError as error:
+        results[name] = type(error).__name__
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def ipv6_listeners(neighbour_user):
+    """Services on every IPv6 address: in the neighbour's server, in a peer container on the user
+    network started without pophub's settings (IPv6 on, as Docker makes it), and on the box's bridge."""
+    neighbour_user.run_code(LISTEN_EVERYWHERE)
+    (container,) = user_containers(neighbour_user.name)
+    image = container["Config"]["Image"]
+    box_exec("docker", "rm", "-f", "pophub-test-ipv6-peer", check=False)
+    box_exec("docker", "run", "-d", "--rm", "--name", "pophub-test-ipv6-peer", "--network", "pophub-users",
+             "--entrypoint", "python3", image, "-c", "exec(__import__('sys').argv[1])", LISTEN_EVERYWHERE + "\n"
+             "__import__('time').sleep(900)")  # fmt: skip
+    peer = json.loads(box_exec("docker", "inspect", "pophub-test-ipv6-peer"))[0]
+    box_exec("systemctl", "stop", "pophub-test-ipv6", check=False)
+    box_exec("systemctl", "reset-failed", "pophub-test-ipv6", check=False)
+    box_exec("systemd-run", "--unit=pophub-test-ipv6", "--working-directory=/tmp",
+             "python3", "-m", "http.server", "2223", "--bind", "::")  # fmt: skip
+    interface = box_exec("docker", "network", "inspect", "pophub-users", "--format",
+                         '{{index .Options "com.docker.network.bridge.name"}}').strip()  # fmt: skip
+    yield {
+        "image": image,
+        "neighbour addresses": neighbour_user.run_code(IPV6_ADDRESSES),
+        # The addresses their kernels give the interfaces wherever IPv6 is on.
+        "neighbour": link_local(container["NetworkSettings"]["Networks"]["pophub-users"]["MacAddress"]),
+        "peer": link_local(peer["NetworkSettings"]["Networks"]["pophub-users"]["MacAddress"]),
+        "box": link_local(box_exec("cat", f"/sys/class/net/{interface}/address").strip()),
+    }
+    box_exec("docker", "rm", "-f", "pophub-test-ipv6-peer", check=False)
+    box_exec("systemctl", "stop", "pophub-test-ipv6", check=False)
 
 
 def probe(server, targets):
@@ -84,6 +151,21 @@ def test_other_users_servers_are_out_of_reach(running_server, neighbour):
     assert probe(running_server, [("neighbour", neighbour, 8888)]) == {"neighbour": "TimeoutError"}
 
 
+def test_servers_have_no_ipv6_so_nothing_crosses_the_ipv4_firewall(running_server, ipv6_listeners):
+    ports = {"neighbour": 9999, "peer": 9999, "box": 2223}
+    targets = [(name, ipv6_listeners[name], port) for name, port in ports.items()]
+    # The hazard is real: a container with Docker's defaults reaches the peer over link-local IPv6,
+    # past the user network's IPv4 firewall and its inter-container block.
+    control = box_exec("docker", "run", "--rm", "--network", "pophub-users", "--entrypoint", "python3",
+                       ipv6_listeners["image"], "-c", DAD_WAIT + PROBE6 % repr(targets[1:2]))  # fmt: skip
+    assert json.loads(control) == {"peer": "open"}, control
+    # A participant's server has no IPv6 at all, so none of it is reachable from there.
+    assert running_server.run_code(IPV6_ADDRESSES) == "", "a server has IPv6 addresses"
+    assert ipv6_listeners["neighbour addresses"] == "", "the neighbour's server has IPv6 addresses"
+    reached = json.loads(running_server.run_code(PROBE6 % repr(targets)))
+    assert "open" not in reached.values(), reached
+
+
 def test_the_container_has_no_privileges(running_server):
     (container,) = user_containers(running_server.name)
     host = container["HostConfig"]
@@ -91,6 +173,7 @@ def test_the_container_has_no_privileges(running_server):
     assert not host["CapAdd"]
     assert "no-new-privileges" in host["SecurityOpt"]
     assert host["PidsLimit"] == 1024
+    assert host["CpuShares"] == 256, "servers weigh less than the box's own services"
     assert host["Memory"] == 1024**3, "jupyterhub_mem_limit: 1G in the test inventory"
     # Started as root for the start-up hooks, then dropped for good: every uid is 1000, no capabilities.
     processes = server_processes(container["Id"])

@@ -1,6 +1,7 @@
 """TLS, cookies and secrets on the box, checked the way an attacker (or an auditor) would look."""
 
 import json
+import re
 import socket
 import ssl
 import subprocess
@@ -54,6 +55,22 @@ def test_static_files_come_compressed_and_pages_do_not(hub_url, cafile):
     print(f"admin-react.js: {len(script.content)} bytes, {sent} on the wire")
     page = session.get(f"{hub_url}/hub/login", headers=headers, verify=cafile, timeout=30)
     assert page.status_code == 200 and "gzip" not in page.headers.get("Content-Encoding", ""), page.headers
+
+
+def test_plain_http_sends_everyone_to_the_hubs_own_name_whatever_host_they_sent():
+    curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H", "Host: evil.example"]
+    answer = box_exec(*curl, "http://127.0.0.1/hub/login?next=x")
+    assert answer == f"301 https://{SETTINGS['pophub_domain']}:{PORT}/hub/login?next=x", answer
+
+
+def test_a_huge_login_form_is_refused_before_the_hub_reads_it(hub_url, cafile):
+    user = HubClient(hub_url, "e2e-huge-form", cafile)
+    user.session.get(f"{hub_url}/hub/login", timeout=30)
+    data = {"username": user.name, "password": "x" * 100_000, "_xsrf": user.session.cookies.get("_xsrf")}
+    answer = user.session.post(f"{hub_url}/hub/login", data=data, allow_redirects=False, timeout=30)
+    assert answer.status_code == 413, answer.status_code
+    # An ordinary form on the same page still logs in.
+    assert user.post_login(SETTINGS["jupyterhub_shared_password"]).status_code == 302
 
 
 def test_login_cookies_are_secure_and_http_only(hub_url, cafile, settings):
@@ -124,6 +141,25 @@ def test_repeated_failed_hub_logins_get_the_address_banned(hub_url, cafile):
     finally:
         box_exec("fail2ban-client", "unban", "--all")
     assert requests.get(f"{hub_url}/hub/login", verify=cafile, timeout=30).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status", "counted"),
+    [
+        ('"POST /hub/login?next=%2Fhub%2F HTTP/1.1"', 403, True),  # a wrong event password
+        ('"POST /hub/login HTTP/1.1"', 200, True),  # NativeAuthenticator's form again: a wrong password
+        ('"POST /hub/api/users/alice/tokens HTTP/1.1"', 403, True),  # a password guessed through the API
+        ('"POST /hub/login HTTP/1.1"', 302, False),  # a login that worked
+        ('"GET /hub/login HTTP/1.1"', 200, False),  # the login page
+        ('"POST /hub/api/users/alice/tokens HTTP/1.1"', 201, False),  # a token made
+    ],
+)
+def test_the_login_jail_counts_every_way_to_guess_a_password_and_nothing_else(request_line, status, counted):
+    """Checked by fail2ban's own parser, against the box's filter, on lines as nginx writes them."""
+    line = f'203.0.113.7 - - [02/Dec/2026:10:00:00 +0000] {request_line} {status} 512 "-" "Mozilla/5.0"'
+    found = box_exec("fail2ban-regex", "--raw", line, "/etc/fail2ban/filter.d/pophub-hub-login.conf")
+    matched = int(re.search(r"Lines: \d+ lines, \d+ ignored, (\d+) matched", found).group(1))
+    assert matched == (1 if counted else 0), found
 
 
 def test_repeated_failed_ssh_logins_get_the_address_banned():

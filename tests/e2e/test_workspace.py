@@ -13,6 +13,7 @@ from conftest import SETTINGS, box_exec, converge, user_containers
 IMAGES = {image["display_name"]: image for image in SETTINGS["event_image_images"]}
 DEFAULT, SECOND = list(IMAGES)
 ORIGIN = SETTINGS["workspace_git_repo"]
+CHECKOUT = "/srv/pophub/data/repo"
 
 
 def container_of(user):
@@ -178,7 +179,7 @@ def test_the_repository_and_its_data_reach_servers_and_postgis(alice):
     )
     print(f"\ncommit {head[:12]} reached the data directory {arrived - pushed:.0f} s after the push")
     assert shell(alice, "cat /srv/data/repo/NOTES.md") == f"{note}\n"
-    assert box_exec("git", "-C", "/srv/pophub/data/repo", "rev-parse", "HEAD").strip() == head
+    assert sync_git("rev-parse", "HEAD").strip() == head
     assert sql(alice, oid_query) == [oids]
     journal = box_exec("journalctl", "-u", "pophub-git-sync.service", "--since", "-2min", "--no-pager", "-o", "cat")
     assert "data/venues.csv unchanged, not reloaded (table venues)" in journal
@@ -207,6 +208,42 @@ except psycopg.errors.InsufficientPrivilege:
     print("refused")
 """)
     assert denied.strip() == "refused"
+
+
+def sync_git(*argv):
+    """git in the checkout, as the sync's account that owns it."""
+    return box_exec("runuser", "-u", "pophub-sync", "--", "git", "-C", CHECKOUT, *argv)
+
+
+def event_sql(query):
+    return box_exec("runuser", "-u", "postgres", "--", "psql", "-tA", "--dbname=event", "--command", query).strip()
+
+
+def test_the_sync_runs_as_its_own_account_keeps_no_address_and_follows_no_link(alice):
+    unit = box_exec("systemctl", "show", "-p", "User", "-p", "Description", "pophub-git-sync.service")
+    assert "User=pophub-sync" in unit and ORIGIN not in unit, unit
+    assert ORIGIN not in box_exec("cat", f"{CHECKOUT}/.git/config"), "the address is kept in the checkout"
+    assert box_exec("stat", "-c", "%U:%G %a", "/etc/pophub-git-sync/settings.json").strip() == "root:pophub-sync 640"
+    assert box_exec("stat", "-c", "%a", "/etc/pophub-git-sync").strip() == "750"
+
+    # Anyone who can push to the event's repository tries to make the box's secrets a table.
+    links = "ln -s /etc/shadow data/shadow.csv; ln -s /dev/zero data/zero.csv; ln -s /etc data/etc"
+    head = push_to_origin("Links", links)
+    wait_until("the commit with links reaching the checkout", lambda: sync_git("rev-parse", "HEAD").strip() == head)
+    try:
+        # Checked out as plain files that hold the link's target, so nothing points elsewhere.
+        kinds = box_exec("stat", "-c", "%F %s", f"{CHECKOUT}/data/shadow.csv", f"{CHECKOUT}/data/etc").splitlines()
+        assert kinds == ["regular file 11", "regular file 4"], kinds
+        assert shell(alice, "cat ~/data/repo/data/shadow.csv") == "/etc/shadow"
+        owners = box_exec("find", CHECKOUT, "-not", "-user", "pophub-sync", "-printf", "%p\n")
+        assert owners == "", f"files in the checkout the sync's account does not own: {owners}"
+        # Nothing of /etc/shadow reached the database, whatever the sync made of the file.
+        for table in ("shadow", "zero"):
+            if event_sql(f"SELECT to_regclass('public.{table}') IS NOT NULL") == "t":
+                assert "root:" not in event_sql(f"SELECT * FROM public.{table}")
+    finally:
+        push_to_origin("No links", "git rm --quiet data/shadow.csv data/zero.csv data/etc")
+        event_sql("DROP TABLE IF EXISTS public.shadow, public.zero")
 
 
 def test_the_spawn_page_offers_both_images_and_starts_the_second(bob):
@@ -295,3 +332,7 @@ def test_jupyterlab_asks_nobody_about_news_and_fetches_none(alice):
     properties = response.json()["schema"]["properties"]
     assert properties["fetchNews"]["default"] == "false", properties["fetchNews"]
     assert properties["checkForUpdates"]["default"] is False, properties["checkForUpdates"]
+    # Nor offers anyone extensions from PyPI.
+    plugin = "@jupyterlab/extensionmanager-extension:plugin"
+    response = alice.token_session.get(f"{alice.hub_url}/user/{alice.name}/lab/api/settings/{plugin}", timeout=30)
+    assert response.json()["schema"]["properties"]["enabled"]["default"] is False

@@ -68,6 +68,40 @@ def test_another_format_is_refused(made):
         restore.check(made)
 
 
+def test_a_file_that_changes_while_it_is_read_does_not_fail_the_backup(tmp_path, capfd):
+    import tarfile
+    import threading
+
+    home = tmp_path / "home"
+    home.mkdir()
+    busy = home / "notebook.ipynb"
+    busy.write_bytes(os.urandom(8 << 20))
+    stop = threading.Event()
+
+    def keep_saving():
+        with busy.open("ab") as handle:
+            while not stop.is_set():
+                handle.write(b"x" * 4096)
+                handle.flush()
+
+    writer = threading.Thread(target=keep_saving)
+    writer.start()
+    try:
+        backup.tar(home, ["."], tmp_path / "volume-home.tar.gz")
+    finally:
+        stop.set()
+        writer.join()
+    assert "a file changed while it was read; kept as read" in capfd.readouterr().err, "tar saw no change"
+    with tarfile.open(tmp_path / "volume-home.tar.gz") as archive:
+        assert "./notebook.ipynb" in archive.getnames()
+
+
+def test_a_tar_that_really_fails_fails_the_backup(tmp_path):
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        backup.tar(tmp_path / "missing", ["."], tmp_path / "x.tar.gz")
+    assert failed.value.returncode == 2
+
+
 def test_roles_are_created_only_where_missing_and_postgres_is_left_alone():
     dumped = "\n".join([
         "CREATE ROLE event;",

@@ -49,7 +49,7 @@ def instructions(recipe):
 
 def test_pip_images_share_the_jupyter_stack_layers(recipes):
     plain, pandas = instructions(recipes["plain"]), instructions(recipes["pandas"])
-    stack = [i for i in plain if "python3 -m venv /opt/pophub/venv" in i]
+    stack = [i for i in plain if "python3 -m venv --system-site-packages /opt/pophub/venv" in i]
     assert stack and stack[0] in pandas
     # Everything up to the stack is the same, so Docker builds it once for both images.
     cut = plain.index(stack[0]) + 2
@@ -65,6 +65,21 @@ def test_the_event_packages_come_after_the_stack_and_are_quoted(recipes):
     packages = pandas.index("RUN pip install --no-cache-dir pandas==2.3.3 'geopandas>=1'")
     assert stack < apt < requirements < packages
     assert "gdal-bin" in pandas[apt]
+
+
+def test_participants_pip_goes_to_their_home_set_after_the_images_own_installs(recipes):
+    pandas = instructions(recipes["pandas"])
+    user_pip = pandas.index("ENV PIP_USER=1 PATH=$PATH:/home/jovyan/.local/bin")
+    last_install = max(n for n, i in enumerate(pandas) if "pip install" in i)
+    assert last_install < user_pip, "an image install after PIP_USER=1 would go to root's home"
+    assert not any("PIP_USER" in i for i in instructions(recipes["geo"])), "conda images are left as they are"
+
+
+def test_the_slow_iri_checker_goes_after_every_install(recipes):
+    for name in ("pandas", "geo"):
+        steps = instructions(recipes[name])
+        uninstall = steps.index("RUN pip uninstall --yes --quiet rfc3987-syntax")
+        assert uninstall > max(n for n, i in enumerate(steps) if "pip install" in i), name
 
 
 def test_a_conda_image_gets_its_environment_file_then_the_pinned_stack(recipes):

@@ -229,11 +229,13 @@ def test_docker_spawner_settings(sample_config):
     }
     assert spawner.notebook_dir == "/home/jovyan"
     assert spawner.mem_limit == 2 * 1024**3 and spawner.cpu_limit == 1.5
-    assert spawner.extra_host_config == {
+    host_config = {key: value for key, value in spawner.extra_host_config.items() if key != "sysctls"}
+    assert host_config == {
         "pids_limit": 1024,
+        "cpu_shares": 256,
         "security_opt": ["no-new-privileges"],
         "log_config": {"type": "journald", "config": {"tag": "pophub-server"}},
-    }
+    }  # and sysctls where this machine has IPv6 (test_pophub_hub.py)
     assert spawner.cmd == ["jupyterhub-singleuser"] and spawner.default_url == "/lab"
     assert (spawner.start_timeout, spawner.http_timeout) == (300, 120)
     assert sample_config.JupyterHub.concurrent_spawn_limit == 200
@@ -484,4 +486,10 @@ def test_teams_share_an_account_that_nobody_logs_in_as(hub_config, tmp_path, mon
     }
     assert [role["name"] for role in config.JupyterHub.load_roles][-2:] == ["team-team-a", "team-open-team"]
     auth = SharedPasswordAuthenticator(config=config)
-    assert auth.blocked_users == {"eve", "collab-team-a", "collab-open-team"}
+    # Not blocked (JupyterHub would take blocked accounts out of their group): refused by name instead.
+    assert auth.blocked_users == {"eve"}
+    from tornado import web
+
+    handler = SimpleNamespace(settings={"login_url": "/hub/login"})
+    with pytest.raises(web.HTTPError, match="belong to team servers"):
+        config.Authenticator.post_auth_hook(auth, handler, {"name": "collab-team-a"})

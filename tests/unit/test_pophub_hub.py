@@ -146,6 +146,7 @@ def test_native():
     assert c.JupyterHub.authenticator_class == "native"
     assert (native.enable_signup, native.open_signup, native.check_common_password) == (True, True, True)
     assert native.minimum_password_length == 12 and c.Authenticator.allow_all is True
+    assert (native.allowed_failed_logins, native.seconds_before_next_try) == (10, 600)
     from nativeauthenticator.handlers import LoginHandler
 
     # The no-op timer NativeAuthenticator 1.3.0's login handler needs under JupyterHub 6.
@@ -267,6 +268,17 @@ def test_servers():
     assert "pre_spawn_hook" not in c.Spawner
 
 
+def test_servers_have_no_ipv6_where_the_kernel_has_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(config, "IPV6", tmp_path)
+    assert configured().DockerSpawner.extra_host_config["sysctls"] == {
+        "net.ipv6.conf.all.disable_ipv6": "1",
+        "net.ipv6.conf.default.disable_ipv6": "1",
+    }
+    # Without IPv6 in the kernel there is nothing to turn off, and Docker would refuse the sysctl.
+    monkeypatch.setattr(config, "IPV6", tmp_path / "absent")
+    assert "sysctls" not in configured().DockerSpawner.extra_host_config
+
+
 def test_the_event_database_gives_each_server_a_login():
     c = configured(user_database={"host": "172.28.0.1", "port": 5433, "name": "event", "provisioner": "prov"})
     assert c.DockerSpawner.environment == {
@@ -293,7 +305,7 @@ def test_services_and_their_roles():
 def test_teams():
     c = configured(teams={"a": ["ann"]}, blocked_users=["eve"], team_account_prefix="team-")
     assert c.JupyterHub.load_groups == {"a": {"users": ["ann"]}, "pophub-team-accounts": {"users": ["team-a"]}}
-    assert c.Authenticator.blocked_users == {"eve", "team-a"}
+    assert c.Authenticator.blocked_users == {"eve"}, "refused by name_refusal, kept in their group"
     assert c.JupyterHub.load_roles[-1] == {
         "name": "team-a", "scopes": ["servers!user=team-a", "access:servers!user=team-a", "read:users!user=team-a"],
         "groups": ["a"],

@@ -71,6 +71,15 @@ CASES = {
     "admins-as-text": ({"jupyterhub_admin_users": "organizer"}, "jupyterhub_admin_users"),
     "admin-with-a-team-accounts-name": ({"jupyterhub_admin_users": ["collab-ta"]}, "belong to team servers"),
     "allowed-name-of-the-hubs-own": ({"jupyterhub_allowed_users": ["pophub-verify"]}, "not starting with pophub-"),
+    "git-token-as-user": ({"workspace_git_repo": "https://ghp_abc123@github.com/org/data.git"}, "workspace_git_repo"),
+    "git-key-for-an-https-url": (
+        {"workspace_git_repo": "https://github.com/org/data.git", "workspace_git_ssh_key": "/etc/hostname"},
+        "is not an ssh address",
+    ),
+    "example-event-password": (
+        {"jupyterhub_shared_password": "change-me-event-password"},
+        "jupyterhub_shared_password is still the example inventory's placeholder",
+    ),
     "allowed-name-too-long": ({"jupyterhub_allowed_users": ["x" * 65]}, "at most 64"),
     "memory-in-words": ({"jupyterhub_mem_limit": "2 gigs"}, "jupyterhub_mem_limit"),
     "cpu-in-words": ({"jupyterhub_cpu_limit": "two"}, "jupyterhub_cpu_limit"),

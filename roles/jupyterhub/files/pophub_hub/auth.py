@@ -82,6 +82,7 @@ def refuse_reserved_names(settings):
             return authentication
         authenticator.log.warning("Refusing login as %r: %s", authentication["name"][:NAME_MAX], reason)
         error = web.HTTPError(403, reason)
+        # The login form shows the reason as its error; where the login was an OAuth callback,
         # JupyterHub's error page shows this in place of the bare status.
         error.jupyterhub_html_message = (
             f"<p>{html.escape(reason)}</p><p><a href=\"{html.escape(handler.settings['login_url'])}\">"
@@ -108,6 +109,10 @@ def _native(c, settings, secrets):
     c.NativeAuthenticator.open_signup = settings["native_open_signup"]
     c.NativeAuthenticator.minimum_password_length = settings["native_minimum_password_length"]
     c.NativeAuthenticator.check_common_password = True
+    # Ten wrong passwords for one name lock that name for ten minutes, wherever they come from (the
+    # login jail bans addresses, but a server reaches the hub without nginx).
+    c.NativeAuthenticator.allowed_failed_logins = 10
+    c.NativeAuthenticator.seconds_before_next_try = 600
     # Sign-up makes an account before any login, so the length limit is also a pattern there (the sign-up
     # page then says the name was not accepted; NativeAuthenticator keeps names in a varchar(128)).
     c.NativeAuthenticator.username_pattern = rf"^[^\n]{{1,{NAME_MAX}}}\Z"

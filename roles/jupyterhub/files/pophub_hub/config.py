@@ -88,6 +88,8 @@ def _hub(c, settings, secrets):
 
 
 TEMPLATES = Path(__file__).parent / "templates"
+# Present when the kernel the hub (and every server) runs on has IPv6.
+IPV6 = Path("/proc/sys/net/ipv6")
 
 
 def _pages(c, settings):
@@ -140,11 +142,24 @@ def _servers(c, settings, secrets):
         c.DockerSpawner.cpu_limit = float(settings["cpu_limit"])
     c.DockerSpawner.extra_host_config = {
         "pids_limit": settings["pids_limit"],
+        # A quarter of the CPU weight of anything else on the box: when a room's starts take every
+        # core, the hub, the proxy, nginx and PostgreSQL still get theirs, and logins stay quick.
+        # Only a weight: a server alone on an idle box still gets all it may (jupyterhub_cpu_limit).
+        "cpu_shares": 256,
         "security_opt": ["no-new-privileges"],
         # A server's output outlives its container (removed when it stops): in the box's journal,
         # `journalctl -t pophub-server` for all, `journalctl CONTAINER_NAME=jupyter-<user>` for one.
         "log_config": {"type": "journald", "config": {"tag": "pophub-server"}},
     }
+    if IPV6.exists():
+        # The user network's firewall is IPv4; IPv6 link-local addresses would reach every other
+        # server on the network (and the box) past it. A server has no IPv6 at all, and cannot turn it
+        # back on (no CAP_NET_ADMIN, /proc/sys read-only). Not set where the box's kernel has no IPv6:
+        # Docker would refuse to start the container.
+        c.DockerSpawner.extra_host_config["sysctls"] = {
+            "net.ipv6.conf.all.disable_ipv6": "1",
+            "net.ipv6.conf.default.disable_ipv6": "1",
+        }
     c.Spawner.cmd = ["jupyterhub-singleuser"]
     c.Spawner.default_url = settings["default_url"]
     c.Spawner.start_timeout = settings["start_timeout"]
@@ -200,11 +215,11 @@ def _services(c, settings, secrets):
 def _teams(c, settings):
     """Each team is a group; its role lets members start, open and stop the server of the team's
     shared account, and nothing else of it. Members' own servers stay private as always. Nobody logs
-    in as a shared account: it exists only to own a server and a home."""
+    in as a shared account: it exists only to own a server and a home (auth.name_refusal refuses every
+    name with the prefix; as blocked users, JupyterHub would take the accounts out of their group)."""
     teams, prefix = settings["teams"], settings["team_account_prefix"]
     c.JupyterHub.load_groups = {team: {"users": members} for team, members in teams.items()}
     c.JupyterHub.load_groups["pophub-team-accounts"] = {"users": [prefix + team for team in teams]}
-    c.Authenticator.blocked_users = set(settings["blocked_users"]) | {prefix + team for team in teams}
     for team in teams:
         account = prefix + team
         c.JupyterHub.load_roles.append(
