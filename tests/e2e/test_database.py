@@ -1,7 +1,9 @@
 """The event database from inside users' servers: each user has a role and a private schema of
 their own, everyone reads the shared datasets, and nothing else is let in."""
 
+import hashlib
 import json
+import re
 
 import pytest
 from conftest import box_exec
@@ -48,6 +50,39 @@ def test_each_user_has_a_role_of_their_own(running_server, other_user):
     mine = query(running_server, "SELECT current_user")["ok"][0][0]
     theirs = query(other_user, "SELECT current_user")["ok"][0][0]
     assert mine.startswith("u_e2e_alice_") and theirs.startswith("u_e2e_db_bob_") and mine != theirs
+
+
+def role_names(username):
+    """The role pophub names for `username` now, and the one an older pophub named (md5, 32 bits)."""
+    readable = re.sub("[^a-z0-9]+", "_", username.lower())
+    new = f"u_{readable[:28]}_{hashlib.sha256(username.encode()).hexdigest()[:32]}"
+    return new, f"u_{readable[:40]}_{hashlib.md5(username.encode(), usedforsecurity=False).hexdigest()[:8]}"
+
+
+def test_a_role_is_named_by_128_bits_of_sha256_and_holds_few_connections(running_server):
+    mine = "SELECT current_user, rolconnlimit FROM pg_roles WHERE rolname = current_user"
+    ((role, limit),) = query(running_server, mine)["ok"]
+    assert role == role_names(running_server.name)[0] and limit == 10, (role, limit)
+
+
+def test_a_role_an_older_pophub_named_moves_to_the_new_name_with_its_tables(hub_user):
+    user = hub_user("e2e-db-old-carol")
+    new, old = role_names(user.name)
+    box_exec(
+        "runuser", "-u", "postgres", "--", "psql", "--quiet", "--dbname=event", "--command",
+        f'CREATE ROLE "{old}" LOGIN IN ROLE event_users; CREATE SCHEMA "{old}" AUTHORIZATION "{old}";'
+        f" CREATE TABLE \"{old}\".kept AS SELECT 'from before' AS text;"
+        f' ALTER TABLE "{old}".kept OWNER TO "{old}";',
+    )  # fmt: skip
+    user.start_server()
+    try:
+        found = query(user, "SELECT current_user, current_schema, (SELECT text FROM kept)")["ok"]
+        assert found == [[new, new, "from before"]], found
+        gone = box_exec("runuser", "-u", "postgres", "--", "psql", "-tA", "--dbname=event", "--command",
+                        f"SELECT count(*) FROM pg_roles WHERE rolname = '{old}'")  # fmt: skip
+        assert gone.strip() == "0"
+    finally:
+        user.stop_server()
 
 
 def test_private_schemas_stay_private(running_server, other_user):

@@ -2,6 +2,9 @@
 would: code run in a kernel, opening connections."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from conftest import box_exec, server_processes, user_containers
@@ -147,8 +150,59 @@ def test_the_metadata_service_is_out_of_reach(running_server, box_services):
     assert probe(running_server, [("metadata", METADATA, 80)]) == {"metadata": "TimeoutError"}
 
 
+# Addresses past the box, as a cloud VM sees them: each is put on this machine's loopback (the machine
+# that runs the test box) with a listener, so a server's packet must leave the box to get there,
+# and no test traffic goes to an address that is not on this machine.
+OFF_THE_BOX = {
+    "Alibaba's metadata": "100.100.100.200",
+    "a private address": "10.254.254.254",
+    "an allowed private address": "10.254.254.253",
+}
+OFF_THE_BOX_PORT = 18080
+
+
+@pytest.fixture(scope="module")
+def off_the_box():
+    if os.geteuid() != 0:
+        pytest.skip("putting addresses on this machine's loopback needs root; the test did not run")
+    listeners = []
+    try:
+        for address in OFF_THE_BOX.values():
+            subprocess.run(["ip", "addr", "replace", f"{address}/32", "dev", "lo"], check=True)
+            server = subprocess.Popen([sys.executable, "-m", "http.server", str(OFF_THE_BOX_PORT), "--bind", address],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            listeners.append(server)
+        # The box reaches each of them: the path off the box is there, so a refusal is the firewall's.
+        for address in OFF_THE_BOX.values():
+            box_exec("sh", "-c", f"for i in $(seq 30); do curl -fs -o /dev/null http://{address}:{OFF_THE_BOX_PORT}/ "
+                     "&& exit 0; sleep 0.5; done; exit 1")  # fmt: skip
+        yield
+    finally:
+        for server in listeners:
+            server.terminate()
+        for address in OFF_THE_BOX.values():
+            subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], check=False, capture_output=True)
+
+
+def test_past_the_box_servers_reach_neither_metadata_nor_private_addresses_but_the_allowed_ones(
+    running_server, off_the_box
+):
+    reached = probe(running_server, [(name, address, OFF_THE_BOX_PORT) for name, address in OFF_THE_BOX.items()])
+    # Refused at once (ICMP administratively prohibited), not left to time out.
+    assert reached == {
+        "Alibaba's metadata": "OSError",
+        "a private address": "OSError",
+        "an allowed private address": "open",
+    }, reached
+    # The box's resolver sits in a private range here (as a cloud's VPC resolver does): names resolve.
+    resolved = running_server.run_code("import socket; print(bool(socket.getaddrinfo('pypi.org', 443)))")
+    assert resolved.strip() == "True"
+
+
 def test_other_users_servers_are_out_of_reach(running_server, neighbour):
-    assert probe(running_server, [("neighbour", neighbour, 8888)]) == {"neighbour": "TimeoutError"}
+    # Refused by the egress chain (the user network is a private range), else dropped by the network's
+    # inter-container block: either way, never answered.
+    assert probe(running_server, [("neighbour", neighbour, 8888)])["neighbour"] in ("OSError", "TimeoutError")
 
 
 def test_servers_have_no_ipv6_so_nothing_crosses_the_ipv4_firewall(running_server, ipv6_listeners):

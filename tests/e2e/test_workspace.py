@@ -323,6 +323,10 @@ def test_a_servers_output_outlives_its_container(hub_user):
     logged = box_exec("journalctl", "--no-pager", "-o", "cat", "-t", "pophub-server", f"CONTAINER_NAME={name}")
     assert "jupyterhub-singleuser" in logged or "Jupyter Server" in logged, logged[-2000:]
     print(f"{name}: {len(logged.splitlines())} lines in the journal after the container was removed")
+    # And the journal keeps it on disk, for a bounded time and space (journald reads its drop-ins).
+    settings = box_exec("systemd-analyze", "cat-config", "systemd/journald.conf")
+    assert "Storage=persistent" in settings and "MaxRetentionSec=30day" in settings, settings[-800:]
+    assert box_exec("journalctl", "--header", "--no-pager").count("/var/log/journal/") > 0
 
 
 def test_jupyterlab_asks_nobody_about_news_and_fetches_none(alice):
