@@ -36,7 +36,7 @@ def test_it_passes_and_says_what_it_checked(tmp_path):
     assert lines[0] == f"the hub answers at https://localhost:{PORT} over verified HTTPS"
     assert re.fullmatch(r"a server started in [0-9.]+ s", lines[2])
     assert lines[3] == "a cell ran in a kernel and printed 42"
-    postgis = r"PostGIS 3\.[0-9.]+ answered the cell, logged in as the user's own role u_pophub_verify_[0-9a-f]{8}"
+    postgis = r"PostGIS 3\.[0-9.]+ answered the cell, logged in as the user's own role u_pophub_verify_[0-9a-f]{32}"
     assert re.fullmatch(postgis, lines[4])
     assert re.fullmatch(r"the certificate for localhost is valid for 36[0-9] more days \(until .*\)", lines[6])
     assert f"https://localhost:{PORT} passed every check" in output
