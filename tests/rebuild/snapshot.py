@@ -10,9 +10,11 @@ password hash; every hub account; every stored auth state, decrypted, as a SHA-2
 
 import asyncio
 import fnmatch
+import grp
 import hashlib
 import json
 import os
+import pwd
 import subprocess
 from pathlib import Path
 
@@ -38,9 +40,19 @@ def digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def tree(root, mtimes=True):
+def owner(number, lookup):
+    try:
+        return lookup(number)[0]
+    except KeyError:
+        return number
+
+
+def tree(root, mtimes=True, by_name=False):
     """Every entry under root: type, mode, owner, and the content's hash (and modification time)
-    or a link's target."""
+    or a link's target. Owners by name where the box's own accounts own the files and the restore
+    goes by name (`by_name`): a rebuilt box on another release may number its system accounts
+    differently (say pophub-sync, which owns the synced checkout). Users' files keep numbers: uid
+    1000 is the containers' user, whatever account the box may have under that number."""
     found = {}
     for directory, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
@@ -48,7 +60,10 @@ def tree(root, mtimes=True):
             path = os.path.join(directory, name)
             st = os.lstat(path)
             relative = os.path.relpath(path, root)
-            entry = [oct(st.st_mode), st.st_uid, st.st_gid]
+            if by_name:
+                entry = [oct(st.st_mode), owner(st.st_uid, pwd.getpwuid), owner(st.st_gid, grp.getgrgid)]
+            else:
+                entry = [oct(st.st_mode), st.st_uid, st.st_gid]
             if os.path.islink(path):
                 entry.append("link:" + os.readlink(path))
             elif os.path.isfile(path):
@@ -168,7 +183,10 @@ def main():
         "homes": volumes(),
         # The synced checkout in the data directory is git's: a pull after the restore may write
         # the same content again, with a new time.
-        "directories": {name: tree(path, mtimes=name != "data") for name, path in DIRECTORIES.items()},
+        # shared holds users' files, restored by number (uid 1000 in every container); the others by name.
+        "directories": {
+            name: tree(path, mtimes=name != "data", by_name=name != "shared") for name, path in DIRECTORIES.items()
+        },
         "secrets": {path: digest(path) for path in SECRET_FILES if os.path.exists(path)},
         "tables": databases(),
         **roles(),
