@@ -73,9 +73,22 @@ def test_the_event_packages_import(alice):
     assert output.split() == ["0.9.0", "1.3.0"]
 
 
+def test_an_interact_link_may_pull_only_into_a_visible_folder_of_the_home(alice):
+    base = f"{alice.hub_url}/user/{alice.name}/git-pull"
+    repo = "https://github.com/my-org/workshop"
+    for path in ("", "/api"):
+        refused = alice.token_session.get(base + path, params={"repo": repo, "targetpath": ".ipython"}, timeout=30)
+        assert refused.status_code == 400 and "visible folder of your home" in refused.text, refused.text[:500]
+    # An ordinary target still gets nbgitpuller's own page, which then starts the pull.
+    page = alice.token_session.get(base, params={"repo": repo, "targetpath": "workshop"}, timeout=30)
+    assert page.status_code == 200 and "nbgitpuller" in page.text.lower(), page.text[:300]
+    assert shell(alice, "ls -a ~/.ipython 2>/dev/null | grep -c workshop || true").strip() in ("", "0")
+
+
 def test_nbgitpuller_is_an_enabled_server_extension(alice):
     listing = re.sub(r"\x1b\[[0-9;]*m", "", shell(alice, "jupyter server extension list 2>&1"))
     assert re.search(r"nbgitpuller enabled\s+- Validating nbgitpuller\.\.\.\s+nbgitpuller 1\.3\.0 OK", listing), listing
+    assert re.search(r"pophub_server enabled\s+- Validating pophub_server\.\.\.\s+pophub_server\s+OK", listing), listing
 
 
 def test_data_is_read_only_and_the_team_directory_writable(alice, bob):

@@ -1,0 +1,103 @@
+"""A participant in a real browser (headless Chromium): the login page as they read it, logging in,
+their server starting, JupyterLab, a notebook, a cell run and the memory meter. Also what it cost in
+bytes, a figure for a room on one venue connection."""
+
+import base64
+import hashlib
+import shutil
+import time
+
+import pytest
+from conftest import SETTINGS
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed; the browser test did not run")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support import expected_conditions as seen  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+NAME = "e2e-browser-ana"
+
+
+def spki_pin(cafile):
+    """The box certificate's key as Chromium pins it: base64 of SHA-256 of its SubjectPublicKeyInfo.
+    The browser then trusts this one key, and still refuses any other certificate."""
+    with open(cafile, "rb") as handle:
+        certificate = x509.load_pem_x509_certificate(handle.read())
+    key = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(key).digest()).decode()
+
+
+@pytest.fixture(scope="module")
+def browser(cafile, tmp_path_factory):
+    if not shutil.which("chromedriver"):
+        pytest.skip("chromium-driver is not installed (bin/pophub test installs it); the browser test did not run")
+    options = webdriver.ChromeOptions()
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--window-size=1400,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+        f"--ignore-certificate-errors-spki-list={spki_pin(cafile)}",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options)
+    yield driver
+    driver.quit()
+
+
+def wait(driver, timeout=120):
+    return WebDriverWait(driver, timeout, poll_frequency=0.25)
+
+
+def test_a_participant_logs_in_gets_jupyterlab_and_runs_a_cell(browser, hub_url, hub_user):
+    started = time.monotonic()
+    browser.get(f"{hub_url}/hub/login")
+    assert browser.title == SETTINGS["jupyterhub_event_name"]
+    page = browser.find_element(By.TAG_NAME, "body").text
+    assert SETTINGS["jupyterhub_event_name"] in page and "type the event password" in page
+    # The announcement reads as the organizer wrote it, markup and all.
+    assert SETTINGS["jupyterhub_announcement"] in page and SETTINGS["jupyterhub_contact"] in page
+
+    browser.find_element(By.ID, "username_input").send_keys(NAME)
+    browser.find_element(By.ID, "password_input").send_keys(SETTINGS["jupyterhub_shared_password"])
+    browser.find_element(By.ID, "login_submit").click()
+    # The server starts (the progress page), then JupyterLab opens on its launcher.
+    launcher = wait(browser).until(
+        seen.element_to_be_clickable((By.CSS_SELECTOR, '.jp-LauncherCard[data-category="Notebook"]'))
+    )
+    lab_at = time.monotonic() - started
+    assert f"/user/{NAME}/lab" in browser.current_url
+    try:
+        launcher.click()
+        editor = wait(browser, 60).until(seen.element_to_be_clickable((By.CSS_SELECTOR, ".jp-Notebook .cm-content")))
+        # A fresh kernel may still be starting: the cell runs as soon as it is there.
+        editor.click()
+        editor.send_keys("print(5*4)")
+        editor.send_keys(Keys.SHIFT, Keys.ENTER)
+        output = wait(browser, 90).until(
+            seen.text_to_be_present_in_element((By.CSS_SELECTOR, ".jp-OutputArea-output"), "20")
+        )
+        assert output
+        result_at = time.monotonic() - started
+        # The memory meter in the status bar, against the server's limit (1 GiB in the test inventory).
+        meter = wait(browser, 30).until(
+            seen.text_to_be_present_in_element((By.ID, "jp-main-statusbar"), "Mem:")
+        )
+        assert meter
+        status = browser.find_element(By.ID, "jp-main-statusbar").text
+        assert "1024" in status or "1.00 GB" in status or "1 GB" in status, status
+        received = browser.execute_script(
+            "return performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))"
+            ".reduce((sum, entry) => sum + (entry.transferSize || 0), 0)"
+        )
+        print(
+            f"\nbrowser: JupyterLab's launcher {lab_at:.1f} s after the login page, a cell's result at "
+            f"{result_at:.1f} s; JupyterLab's page and all it loaded: {received / 1e6:.2f} MB on the wire"
+        )
+    finally:
+        hub_user(NAME).stop_server()
