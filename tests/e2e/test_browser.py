@@ -1,6 +1,6 @@
 """A participant in a real browser (headless Chromium): the login page as they read it, logging in,
-their server starting, JupyterLab, a notebook, a cell run and the memory meter. Also what it cost in
-bytes, a figure for a room on one venue connection."""
+picking an image, their server starting, JupyterLab, a notebook, a cell run and the memory meter.
+Also what it cost in bytes, a figure for a room on one venue connection."""
 
 import base64
 import hashlib
@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed; the browser test did not run")
+from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as seen  # noqa: E402
@@ -51,7 +52,18 @@ def browser(cafile, tmp_path_factory):
 
 
 def wait(driver, timeout=120):
-    return WebDriverWait(driver, timeout, poll_frequency=0.25)
+    return Waiting(driver, timeout, poll_frequency=0.25)
+
+
+class Waiting(WebDriverWait):
+    """A wait whose timeout says where the browser was and what it showed."""
+
+    def until(self, method, message=""):
+        try:
+            return super().until(method, message)
+        except TimeoutException:
+            body = self._driver.find_element(By.TAG_NAME, "body").text
+            pytest.fail(f"the browser waited in vain at {self._driver.current_url}, showing: {body[:1500]!r}")
 
 
 def test_a_participant_logs_in_gets_jupyterlab_and_runs_a_cell(browser, hub_url, hub_user):
@@ -66,6 +78,10 @@ def test_a_participant_logs_in_gets_jupyterlab_and_runs_a_cell(browser, hub_url,
     browser.find_element(By.ID, "username_input").send_keys(NAME)
     browser.find_element(By.ID, "password_input").send_keys(SETTINGS["jupyterhub_shared_password"])
     browser.find_element(By.ID, "login_submit").click()
+    # The event offers two images: the spawn page asks which, with the first already picked.
+    start = wait(browser, 30).until(seen.element_to_be_clickable((By.CSS_SELECTOR, "#spawn_form [type=submit]")))
+    assert "Event image (Python 3)" in browser.find_element(By.ID, "spawn_form").text
+    start.click()
     # The server starts (the progress page), then JupyterLab opens on its launcher.
     launcher = wait(browser).until(
         seen.element_to_be_clickable((By.CSS_SELECTOR, '.jp-LauncherCard[data-category="Notebook"]'))
@@ -85,9 +101,7 @@ def test_a_participant_logs_in_gets_jupyterlab_and_runs_a_cell(browser, hub_url,
         assert output
         result_at = time.monotonic() - started
         # The memory meter in the status bar, against the server's limit (1 GiB in the test inventory).
-        meter = wait(browser, 30).until(
-            seen.text_to_be_present_in_element((By.ID, "jp-main-statusbar"), "Mem:")
-        )
+        meter = wait(browser, 30).until(seen.text_to_be_present_in_element((By.ID, "jp-main-statusbar"), "Mem:"))
         assert meter
         status = browser.find_element(By.ID, "jp-main-statusbar").text
         assert "1024" in status or "1.00 GB" in status or "1 GB" in status, status

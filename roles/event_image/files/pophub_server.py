@@ -10,9 +10,8 @@ why; an ordinary folder of the home passes as before.
 from pathlib import PurePosixPath
 
 
-def target_refusal(targetpath, repo):
-    """Why nbgitpuller may not pull `repo` into `targetpath` (its default when None), or None."""
-    target = targetpath if targetpath else (repo or "").split("/")[-1]
+def target_refusal(target):
+    """Why nbgitpuller may not pull into `target`, a path under the home, or None."""
     parts = PurePosixPath(target).parts
     if parts and not PurePosixPath(target).is_absolute() and not any(p == ".." or p.startswith(".") for p in parts):
         return None
@@ -23,15 +22,18 @@ def target_refusal(targetpath, repo):
     )
 
 
-def guard(handler_class):
-    """Wrap the handler's GET so that a refused target gets HTTP 400 before anything is cloned."""
+def guard(handler_class, default_target):
+    """Wrap the handler's GET so that a refused target gets HTTP 400 before anything is cloned.
+
+    `default_target(repo)` is where the handler itself pulls when the link names no targetpath.
+    """
     from tornado import web
 
     original = handler_class.get
 
     async def get(self, *args, **kwargs):
         targetpath = self.get_argument("targetpath", None) or self.get_argument("targetPath", None)
-        reason = target_refusal(targetpath, self.get_argument("repo", ""))
+        reason = target_refusal(targetpath or default_target(self.get_argument("repo", "")))
         if reason:
             raise web.HTTPError(400, reason)
         return await original(self, *args, **kwargs)
@@ -48,6 +50,8 @@ def _load_jupyter_server_extension(serverapp):
         from nbgitpuller import handlers
     except ImportError:
         return
-    for handler_class in (handlers.SyncHandler, handlers.UIHandler):
-        guard(handler_class)
+    # The page strips the repository's trailing slashes before taking its last part; the API that
+    # clones does not, so there `.../repo/` means the home itself.
+    guard(handlers.UIHandler, lambda repo: repo.rstrip("/").split("/")[-1])
+    guard(handlers.SyncHandler, lambda repo: repo.split("/")[-1])
     serverapp.log.info("pophub_server: nbgitpuller pulls only into visible folders of the home")
