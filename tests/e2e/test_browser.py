@@ -6,6 +6,7 @@ import base64
 import hashlib
 import shutil
 import time
+import uuid
 
 import pytest
 from conftest import SETTINGS
@@ -19,7 +20,8 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as seen  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-NAME = "e2e-browser-ana"
+# A new participant each run: JupyterLab reopens a returning user's last notebooks instead of the launcher.
+NAME = f"e2e-browser-{uuid.uuid4().hex[:6]}"
 
 
 def spki_pin(cafile):
@@ -90,8 +92,14 @@ def test_a_participant_logs_in_gets_jupyterlab_and_runs_a_cell(browser, hub_url,
     assert f"/user/{NAME}/lab" in browser.current_url
     try:
         launcher.click()
+        # JupyterLab may first ask which kernel (its default already picked): the participant accepts.
+        # Either way, the notebook's kernel is then idle.
+        accept = seen.element_to_be_clickable((By.CSS_SELECTOR, ".jp-Dialog .jp-mod-accept"))
+        idle = seen.text_to_be_present_in_element((By.ID, "jp-main-statusbar"), "Idle")
+        if wait(browser, 90).until(seen.any_of(accept, idle)) is not True:
+            browser.find_element(By.CSS_SELECTOR, ".jp-Dialog .jp-mod-accept").click()
+            wait(browser, 90).until(idle)
         editor = wait(browser, 60).until(seen.element_to_be_clickable((By.CSS_SELECTOR, ".jp-Notebook .cm-content")))
-        # A fresh kernel may still be starting: the cell runs as soon as it is there.
         editor.click()
         editor.send_keys("print(5*4)")
         editor.send_keys(Keys.SHIFT, Keys.ENTER)
