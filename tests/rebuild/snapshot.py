@@ -30,6 +30,7 @@ SECRET_FILES = [
     "/etc/jupyterhub/hub.env",
     "/etc/jupyterhub/proxy.env",
     "/etc/jupyterhub/verify.env",
+    "/etc/jupyterhub/organizer.env",
     "/var/lib/jupyterhub/jupyterhub_cookie_secret",
     "/etc/pophub/tls/selfsigned.key",
 ]

@@ -21,6 +21,7 @@ SETTINGS = {
     "secrets_digest": "0" * 64,
     "code_digest": "1" * 64,
     "cookie_secret_file": "/var/lib/jupyterhub/jupyterhub_cookie_secret",
+    "announcement_file": "/nonexistent/announcement.json",
     "hub_ip": "127.0.0.1",
     "hub_port": 8081,
     "public_url": "",
@@ -67,6 +68,7 @@ SETTINGS = {
     "start_timeout": 300,
     "http_timeout": 120,
     "concurrent_spawn_limit": 200,
+    "active_server_limit": 0,
     "concurrent_starts": 0,
     "docker_threads": 8,
     "teams": {},
@@ -83,6 +85,7 @@ SECRETS = {
     "db_password": "hub-secret",
     "db_provisioner_password": "provisioner-secret",
     "verify_token": "verify-token",
+    "organizer_token": "organizer-token",
 }
 
 
@@ -110,12 +113,14 @@ def test_settings_with_a_key_missing_or_unknown_are_refused(tmp_path):
 def test_secrets_come_from_auth_json_and_the_environment(tmp_path):
     path = tmp_path / "auth.json"
     path.write_text(json.dumps({"shared_password": "p", "admin_password": "", "oauth_client_secret": ""}))
-    secrets = config.read_secrets(path, {"JUPYTERHUB_DB_PASSWORD": "db", "POPHUB_VERIFY_TOKEN": "t"})
+    environ = {"JUPYTERHUB_DB_PASSWORD": "db", "POPHUB_VERIFY_TOKEN": "t", "POPHUB_ORGANIZER_TOKEN": "o"}
+    secrets = config.read_secrets(path, environ)
     assert secrets == {
         "shared_password": "p",
         "admin_password": "",
         "oauth_client_secret": "",
         "db_password": "db",
+        "organizer_token": "o",
         "db_provisioner_password": None,
         "verify_token": "t",
     }
@@ -256,6 +261,10 @@ def test_servers():
     assert c.JupyterHub.spawner_class is spawner.PophubDockerSpawner
     assert c.PophubDockerSpawner.docker_threads == 8
     assert c.PophubDockerSpawner.concurrent_starts == 0 and c.JupyterHub.concurrent_spawn_limit == 200
+    assert (
+        c.JupyterHub.active_server_limit == 0
+        and configured(active_server_limit=40).JupyterHub.active_server_limit == 40
+    )
     assert c.DockerSpawner.allowed_images == {"A": "a:1", "B": "b:2"} and c.DockerSpawner.image == "a:1"
     assert c.DockerSpawner.options_form is spawner.image_form
     assert c.DockerSpawner.volumes == {
@@ -291,6 +300,7 @@ def test_services_and_their_roles():
     c = configured(idle_cull_every=60, verify_user="checker")
     assert c.JupyterHub.services == [
         {"name": "pophub-verify", "api_token": "verify-token"},
+        {"name": "pophub-organizer", "api_token": "organizer-token"},
         {
             "name": "idle-culler",
             "command": [sys.executable, "-m", "jupyterhub_idle_culler", "--timeout=3600", "--cull-every=60"],
@@ -299,7 +309,15 @@ def test_services_and_their_roles():
     assert c.JupyterHub.load_roles[0]["scopes"] == [
         "admin:users!user=checker", "servers!user=checker", "access:servers!user=checker",
     ]  # fmt: skip
-    assert [role["name"] for role in configured(idle_timeout=0).JupyterHub.load_roles] == ["pophub-verify"]
+    # The event-day commands see every user and server and may stop servers: nothing more.
+    assert c.JupyterHub.load_roles[1] == {
+        "name": "pophub-organizer",
+        "scopes": ["list:users", "read:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": ["pophub-organizer"],
+    }
+    assert [role["name"] for role in configured(idle_timeout=0).JupyterHub.load_roles] == [
+        "pophub-verify", "pophub-organizer",
+    ]  # fmt: skip
 
 
 def test_teams():
@@ -699,19 +717,22 @@ def test_sign_up_refuses_overlong_names_too():
 
 
 # --- What the pages say -------------------------------------------------------------------------
-def render(template, **settings):
+def render(template, secrets=None, **settings):
     """A page rendered the way JupyterHub renders it: its loader, our templates first, and the
     template variables configure() sets; the stock pages' helpers are stand-ins."""
     from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
     from jupyterhub._data import DATA_FILES_PATH
 
-    c = configured(**settings)
+    c = Config()
+    config.configure(c, {**SETTINGS, **settings}, secrets or SECRETS)
     stock = f"{DATA_FILES_PATH}/templates"
     ours_first = FileSystemLoader([*c.JupyterHub.template_paths, stock])
     loader = ChoiceLoader([PrefixLoader({"templates": FileSystemLoader([stock])}, "/"), ours_first])
     page = Environment(loader=loader, autoescape=True).get_template(template)
     helpers = {"static_url": lambda *a, **k: "/static", "base_url": "/", "prefix": "/", "xsrf": "x"}
-    return page.render(**helpers, authenticator={}, authenticator_login_url="/hub/login", **c.JupyterHub.template_vars)
+    # JupyterHub calls a callable template variable with the page's user (none on the login page).
+    variables = {key: value(None) if callable(value) else value for key, value in c.JupyterHub.template_vars.items()}
+    return page.render(**helpers, authenticator={}, authenticator_login_url="/hub/login", **variables)
 
 
 def test_the_login_page_names_the_event_says_how_to_get_in_and_whom_to_ask():
@@ -756,3 +777,93 @@ def test_native_sign_in_shows_the_name_and_hint_in_its_announcement():
     c = configured(authenticator="native", event_name="Geo & Co", announcement="Room B")
     login_banner = c.JupyterHub.template_vars["announcement_login"]
     assert login_banner.startswith("Geo &amp; Co<br>New here?") and login_banner.endswith("<br>Room B")
+
+
+def test_announce_replaces_the_banner_at_once_and_reset_brings_back_the_inventorys(tmp_path):
+    live = tmp_path / "announcement.json"
+    settings = {"announcement_file": str(live), "announcement": "Room B"}
+    assert "Room B" in render("login.html", **settings)
+    live.write_text(json.dumps({"text": "Lunch <now>"}))
+    page = render("login.html", **settings)
+    assert "Lunch &lt;now&gt;" in page and "Room B" not in page
+    live.write_text(json.dumps({"text": ""}))  # announce --clear
+    assert 'id="pophub-announcement"' not in render("login.html", **settings)
+    live.unlink()  # announce --reset
+    assert "Room B" in render("login.html", **settings)
+
+
+def test_announce_keeps_the_event_name_and_hint_in_natives_login_banner(tmp_path):
+    from pophub_hub import eventday
+
+    live = tmp_path / "announcement.json"
+    banner = eventday.Announcement(live, "Room B")(None)
+    page = "Geo &amp; Co<br>New here?<br>Room B"
+    assert banner(page) == page
+    live.write_text(json.dumps({"text": "Lunch"}))
+    assert banner(page) == "Geo &amp; Co<br>New here?<br>Lunch"
+    live.write_text(json.dumps({"text": ""}))
+    assert banner(page) == "Geo &amp; Co<br>New here?"
+    assert eventday.Announcement(live, "").banner("Geo") == "Geo"
+
+
+def test_the_status_screen_reads_at_a_glance():
+    from pophub_hub import eventday
+
+    now = int(time.time())
+    found = {
+        "units": {"hub": {"unit": "jupyterhub.service", "state": "active (running)", "failing": False,
+                          "since": now - 7200, "last_run": None},
+                  "git sync": {"unit": "pophub-git-sync.service", "state": "failed (failed)", "failing": True,
+                               "since": now - 60, "last_run": now - 60},
+                  "backup": None},
+        "users": {"known": 3, "active_now": ["ana", "bo"], "active_minutes": 10},
+        "servers": [{"user": "ana", "server": "", "ready": True, "pending": None, "image": "python",
+                     "started": now - 600, "idle_seconds": 30, "memory": "312MiB", "memory_limit": "1GiB",
+                     "memory_percent": "30.5%", "cpu_percent": "1.2%"},
+                    {"user": "bo", "server": "", "ready": False, "pending": "spawn", "image": None,
+                     "started": None, "idle_seconds": None}],
+        "failed_starts_last_hour": [], "failed_starts_count": 0,
+        "box": {"cpus": 2, "load": ["0.5", "0.4", "0.3"], "memory_total": 8e9, "memory_available": 5e9,
+                "disk_total": 100e9, "disk_free": 60e9},
+        "homes": {"ana": 2_500_000, "bo": 1000},
+        "certificate": {"days_left": 80}, "backup": None, "bans": {"pophub-hub-login": ["203.0.113.9"]},
+    }  # fmt: skip
+    screen = eventday.render(found)
+    lines = screen.splitlines()
+    assert any(line.split()[:3] == ["git", "sync", "FAILING"] for line in lines), screen
+    assert any(line.split()[:2] == ["hub", "ok"] and "since 2 h ago" in line for line in lines), screen
+    assert "2 active in the last 10 min, 3 known; servers: 1 running, 1 pending" in screen
+    assert any(line.split()[:3] == ["ana", "ready", "python"] and "312MiB / 1GiB" in line for line in lines), screen
+    assert "homes: ana 2.5 MB, bo 1.0 KB" in screen and "certificate: 80 days left" in screen
+    assert "last backup: none yet" in screen and "banned by pophub-hub-login: 203.0.113.9" in screen
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        ({"text": None}, "Give the banner's text"),
+        ({"text": "   "}, "Give the banner's text"),
+        ({"text": "x" * 501}, "The announcement is 501 characters long: keep it to 500 or fewer"),
+    ],
+)
+def test_announce_refuses_an_empty_or_huge_banner_with_a_sentence(tmp_path, arguments, says):
+    from pophub_hub import eventday
+
+    with pytest.raises(eventday.Refusal, match=says):
+        eventday.announce({"announcement_file": str(tmp_path / "a.json"), "announcement": ""}, **arguments)
+    assert not (tmp_path / "a.json").exists()
+
+
+def test_failed_starts_are_told_from_the_hubs_other_lines():
+    from pophub_hub import eventday
+
+    failed = [
+        "[W 2026-12-02 10:00:01.1 JupyterHub user:1058] ana's server failed to start in 300 seconds, giving up.",
+        "[E 2026-12-02 10:00:02.2 JupyterHub user:1069] Error starting bo's server: HTTP 400: image not offered",
+        "[E 2026-12-02 10:00:03.3 JupyterHub user:1072] Unhandled error starting cy's server: ImageNotFound",
+    ]
+    others = [
+        "[I 2026-12-02 10:00:04.4 JupyterHub service:138] Spawning python3 -m jupyterhub_idle_culler --timeout=3600",
+        "[I 2026-12-02 10:00:05.5 JupyterHub log:192] 200 GET /hub/api/users/ana/server/progress",
+    ]
+    assert [line for line in failed + others if eventday.FAILED_START.search(line)] == failed

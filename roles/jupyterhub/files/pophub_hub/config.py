@@ -10,11 +10,11 @@ import json
 import sys
 from pathlib import Path
 
-from pophub_hub import auth, db, spawner
+from pophub_hub import auth, db, eventday, spawner
 
 SETTINGS = frozenset(
     {
-        "secrets_digest", "code_digest", "cookie_secret_file",
+        "secrets_digest", "code_digest", "cookie_secret_file", "announcement_file",
         "hub_ip", "hub_port", "public_url", "proxy_port", "proxy_api_port", "db",
         "authenticator", "admin_users", "allowed_users", "blocked_users",
         "native_open_signup", "native_minimum_password_length", "pam_group",
@@ -25,7 +25,8 @@ SETTINGS = frozenset(
         "event_name", "login_hint", "announcement", "contact",
         "images", "network_name", "home_volume", "home_path", "extra_volumes", "default_url",
         "user_database", "user_environment", "mem_limit", "cpu_limit", "pids_limit",
-        "start_timeout", "http_timeout", "concurrent_spawn_limit", "concurrent_starts", "docker_threads",
+        "start_timeout", "http_timeout", "concurrent_spawn_limit", "active_server_limit", "concurrent_starts",
+        "docker_threads",
         "teams", "team_account_prefix", "verify_user", "idle_timeout", "idle_cull_every", "activity_interval",
     }
 )  # fmt: skip
@@ -49,6 +50,7 @@ def read_secrets(auth_file, environ):
         "db_password": environ["JUPYTERHUB_DB_PASSWORD"],
         "db_provisioner_password": environ.get("POPHUB_DB_PROVISIONER_PASSWORD"),
         "verify_token": environ.get("POPHUB_VERIFY_TOKEN", ""),
+        "organizer_token": environ.get("POPHUB_ORGANIZER_TOKEN", ""),
     }
 
 
@@ -102,6 +104,9 @@ def _pages(c, settings):
         "pophub_login_hint": auth.login_hint(settings),
         "pophub_contact": settings["contact"],
         "announcement": html.escape(settings["announcement"]),
+        # What `announce` set since (eventday.Announcement), read at every page, so the banner
+        # changes without restarting the hub.
+        "pophub_banner": eventday.Announcement(settings["announcement_file"], settings["announcement"]),
     }
     if settings["authenticator"] == "native":
         # NativeAuthenticator's login page has its own template, whose only opening for text is the
@@ -165,6 +170,7 @@ def _servers(c, settings, secrets):
     c.Spawner.start_timeout = settings["start_timeout"]
     c.Spawner.http_timeout = settings["http_timeout"]
     c.JupyterHub.concurrent_spawn_limit = settings["concurrent_spawn_limit"]
+    c.JupyterHub.active_server_limit = settings["active_server_limit"]
 
     c.DockerSpawner.environment = dict(settings["user_environment"])
     # How often a server tells the hub it is in use, and how often the hub reads the proxy's record
@@ -184,7 +190,7 @@ def _servers(c, settings, secrets):
 
 
 def _services(c, settings, secrets):
-    """pophub-verify and the idle culler, each with the least scopes it needs."""
+    """pophub-verify, pophub-organizer and the idle culler, each with the least scopes it needs."""
     # pophub-verify: the post-deploy check (playbooks/verify.yml) acts as one test user through it,
     # whatever the login method. Its scopes reach that user and nothing else.
     user = settings["verify_user"]
@@ -196,6 +202,17 @@ def _services(c, settings, secrets):
             "services": ["pophub-verify"],
         }
     ]
+    # pophub-organizer: the event-day commands (pophub_hub.eventday, root on the box) see every user
+    # and server and stop servers; they start none, open none and change no user.
+    if secrets["organizer_token"]:
+        c.JupyterHub.services.append({"name": "pophub-organizer", "api_token": secrets["organizer_token"]})
+        c.JupyterHub.load_roles.append(
+            {
+                "name": "pophub-organizer",
+                "scopes": ["list:users", "read:users", "read:users:activity", "read:servers", "delete:servers"],
+                "services": ["pophub-organizer"],
+            }
+        )
     if settings["idle_timeout"] > 0:
         # The scopes jupyterhub-idle-culler 2.0.0 documents for culling servers (admin:users would
         # be needed only with --cull-users, which pophub does not use).
