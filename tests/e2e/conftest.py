@@ -36,6 +36,18 @@ def box_exec(*argv, check=True):
     return result.stdout
 
 
+def event_inventory(directory):
+    """Make `directory` the test event's inventory, pointed at the box, as an organizer's
+    inventory/<event> is: the scenario's group_vars and a hosts.yml. Returns the directory."""
+    directory.mkdir(exist_ok=True)
+    (directory / "group_vars").symlink_to(ROOT / "molecule/default/group_vars")
+    (directory / "hosts.yml").write_text(
+        f"all:\n  children:\n    pophub:\n      hosts:\n        {BOX}:\n"
+        "          ansible_connection: community.docker.docker\n"
+    )
+    return directory
+
+
 def user_containers(name):
     """The containers in the box, running or not, that serve `name` (found by their environment)."""
     ids = box_exec("docker", "ps", "-aq").split()

@@ -11,21 +11,14 @@ import time
 
 import pytest
 import requests
-from conftest import BOX, ROOT, SETTINGS, box_exec
+from conftest import ROOT, SETTINGS, box_exec, event_inventory
 
 SYNC_DROPIN = "/run/systemd/system/pophub-git-sync.service.d/zz-pophub-test-broken.conf"
 
 
 @pytest.fixture(scope="module")
 def inventory(tmp_path_factory):
-    """The test event's inventory, pointed at the box, as an organizer's inventory/<event>."""
-    directory = tmp_path_factory.mktemp("inventory")
-    (directory / "group_vars").symlink_to(ROOT / "molecule/default/group_vars")
-    (directory / "hosts.yml").write_text(
-        f"all:\n  children:\n    pophub:\n      hosts:\n        {BOX}:\n"
-        "          ansible_connection: community.docker.docker\n"
-    )
-    return directory
+    return event_inventory(tmp_path_factory.mktemp("inventory"))
 
 
 def pophub(inventory, command, *arguments):

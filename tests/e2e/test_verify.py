@@ -8,18 +8,12 @@ import subprocess
 
 import pytest
 import requests
-from conftest import BOX, PORT, ROOT, box_exec
+from conftest import PORT, ROOT, box_exec, event_inventory
 
 
 def run_verify(tmp_path, *extra):
     """ansible-playbook playbooks/verify.yml with the test event's inventory."""
-    inventory = tmp_path / "inventory"
-    inventory.mkdir()
-    (inventory / "group_vars").symlink_to(ROOT / "molecule/default/group_vars")
-    (inventory / "hosts.yml").write_text(
-        f"all:\n  children:\n    pophub:\n      hosts:\n        {BOX}:\n"
-        "          ansible_connection: community.docker.docker\n"
-    )
+    inventory = event_inventory(tmp_path / "inventory")
     result = subprocess.run(
         ["ansible-playbook", "-i", str(inventory / "hosts.yml"), "playbooks/verify.yml", *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=600,

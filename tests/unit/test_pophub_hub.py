@@ -867,3 +867,15 @@ def test_failed_starts_are_told_from_the_hubs_other_lines():
         "[I 2026-12-02 10:00:05.5 JupyterHub log:192] 200 GET /hub/api/users/ana/server/progress",
     ]
     assert [line for line in failed + others if eventday.FAILED_START.search(line)] == failed
+
+
+def test_the_last_backup_is_the_newest_finished_one(tmp_path):
+    from pophub_hub import eventday
+
+    assert eventday.last_backup(tmp_path) is None
+    for name in ("20261201T030000Z-nightly", "20261202T030000Z-nightly", ".partial-20261203T030000Z-manual"):
+        (tmp_path / name).mkdir()
+    (tmp_path / ".lock").write_text("")
+    (tmp_path / "20261202T030000Z-nightly" / "db-event.dump").write_bytes(b"x" * 1000)
+    found = eventday.last_backup(tmp_path)
+    assert found["path"] == str(tmp_path / "20261202T030000Z-nightly") and found["bytes"] == 1000

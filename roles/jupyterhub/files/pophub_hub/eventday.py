@@ -37,6 +37,7 @@ UNITS = {
     "backup": "pophub-backup.service",
     "git sync": "pophub-git-sync.service",
 }
+BACKUP_NAME = re.compile(r"[0-9]{8}T[0-9]{6}Z-[a-z0-9-]+")
 ACTIVE_MINUTES = 10  # "active now": the hub saw the user within this many minutes
 # How JupyterHub (user.py) logs a start that failed: timed out, refused by the spawner, or an error.
 FAILED_START = re.compile(
@@ -226,11 +227,13 @@ def bans():
 
 
 def last_backup(directory):
-    files = [path for path in Path(directory).glob("*") if path.is_dir() or path.suffix in (".gz", ".tar")]
-    if not files:
+    """The newest finished backup in `directory`: pophub-backup names each <UTC time>-<reason>
+    (a backup being taken is still .partial-<name>)."""
+    finished = [path for path in Path(directory).glob("*") if path.is_dir() and BACKUP_NAME.match(path.name)]
+    if not finished:
         return None
-    newest = max(files, key=lambda path: path.stat().st_mtime)
-    size = sum(p.stat().st_size for p in newest.rglob("*") if p.is_file()) if newest.is_dir() else newest.stat().st_size
+    newest = max(finished, key=lambda path: path.name)
+    size = sum(part.stat().st_size for part in newest.rglob("*") if part.is_file())
     return {"path": str(newest), "when": int(newest.stat().st_mtime), "bytes": size}
 
 
