@@ -6,9 +6,12 @@
     bin/pophub unban -i inventory/<event> ADDRESS
     bin/pophub logs -i inventory/<event> USER|hub [--lines N]
     bin/pophub restart-hub -i inventory/<event>
+    bin/pophub add-users -i inventory/<event> FILE
+    bin/pophub admins -i inventory/<event> [--add NAME...] [--remove NAME...]
 
 Each runs playbooks/<command>.yml with ansible-playbook (no root or Docker needed here) and prints
-what the box answered, or the sentence that says what was wrong. Options it does not know
+what the box answered, or the sentence that says what was wrong. add-users and admins change the
+inventory and then converge only the hub and its images (--tags event_image,jupyterhub). Options it does not know
 (--ask-vault-pass, --vault-id ..., --check, -v) go to ansible-playbook as they are."""
 
 import argparse
@@ -20,7 +23,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ("status", "announce", "stop", "unban", "logs", "restart-hub")
+COMMANDS = ("status", "announce", "stop", "unban", "logs", "restart-hub", "add-users", "admins")
+# What add-users and admins converge after changing the inventory: the hub (and the images it offers).
+CONVERGE_TAGS = "event_image,jupyterhub"
 
 
 def parser():
@@ -44,6 +49,11 @@ def parser():
         elif name == "logs":
             command.add_argument("who", help="a user name, or hub")
             command.add_argument("--lines", type=int, default=200)
+        elif name == "add-users":
+            command.add_argument("file", help="the names to let in, one a line (# comments skipped)")
+        elif name == "admins":
+            command.add_argument("--add", nargs="+", default=[], metavar="NAME", help="make these admins")
+            command.add_argument("--remove", nargs="+", default=[], metavar="NAME", help="take these off the list")
     return top
 
 
@@ -62,7 +72,20 @@ def extra_vars(args):
         found["eventday_address"] = args.address
     elif args.command == "logs":
         found.update(eventday_who=args.who, eventday_lines=args.lines)
+    elif args.command == "add-users":
+        found["eventday_users_file"] = str(Path(args.file).resolve())
+    elif args.command == "admins":
+        found.update(eventday_add=args.add, eventday_remove=args.remove)
     return found
+
+
+def tags(args):
+    """The converge that follows a change to the inventory; none at all when admins only lists."""
+    if args.command == "add-users" or (args.command == "admins" and (args.add or args.remove)):
+        return ["--tags", CONVERGE_TAGS]
+    if args.command == "admins":
+        return ["--tags", "admins"]
+    return []
 
 
 def failures(report):
@@ -86,7 +109,7 @@ def main(argv=None):
         output = Path(scratch) / "output"
         variables = {**extra_vars(args), "eventday_output": str(output)}
         argv = ["ansible-playbook", "-i", args.inventory, str(ROOT / "playbooks" / f"{args.command}.yml"),
-                "-e", json.dumps(variables), *passed]  # fmt: skip
+                "-e", json.dumps(variables), *tags(args), *passed]  # fmt: skip
         if interactive:
             # Ansible's own output, so that its question (how many servers will stop) is seen.
             code = subprocess.run(argv, cwd=ROOT).returncode
@@ -96,7 +119,8 @@ def main(argv=None):
             done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
             code = done.returncode
             try:
-                report = json.loads(done.stdout[done.stdout.find("{") :])
+                # The json callback's report, then whatever other callbacks print after it (profile_tasks).
+                report, _ = json.JSONDecoder().raw_decode(done.stdout[done.stdout.find("{") :])
             except ValueError:
                 report = {}
             if code and not report:

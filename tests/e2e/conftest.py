@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -36,11 +37,15 @@ def box_exec(*argv, check=True):
     return result.stdout
 
 
-def event_inventory(directory):
+def event_inventory(directory, editable=False):
     """Make `directory` the test event's inventory, pointed at the box, as an organizer's
-    inventory/<event> is: the scenario's group_vars and a hosts.yml. Returns the directory."""
+    inventory/<event> is: the scenario's group_vars (a copy when the test edits them) and a
+    hosts.yml. Returns the directory."""
     directory.mkdir(exist_ok=True)
-    (directory / "group_vars").symlink_to(ROOT / "molecule/default/group_vars")
+    if editable:
+        shutil.copytree(ROOT / "molecule/default/group_vars", directory / "group_vars")
+    else:
+        (directory / "group_vars").symlink_to(ROOT / "molecule/default/group_vars")
     (directory / "hosts.yml").write_text(
         f"all:\n  children:\n    pophub:\n      hosts:\n        {BOX}:\n"
         "          ansible_connection: community.docker.docker\n"

@@ -1,5 +1,6 @@
 """The organizer's event day, on the box: `python -m pophub_hub.eventday <command>`, run as root in
-the hub's environment by the playbooks status.yml, announce.yml, stop.yml, unban.yml and logs.yml.
+the hub's environment by the playbooks status.yml, announce.yml, stop.yml, unban.yml, logs.yml and
+admins.yml.
 
 It reads the hub through its REST API with the pophub-organizer service's token (every user and
 server; it may stop servers, and start, open or change nothing), and the box through systemd,
@@ -396,6 +397,20 @@ def stop(hub, names, everyone=False, dry_run=False):
     return f"Stopped {len(targets)} server(s): {', '.join(targets) or 'none'}. Their homes are kept."
 
 
+def admins(hub, unlisted=()):
+    """Who is an admin on the hub now, and which of `unlisted` (names just taken off
+    jupyterhub_admin_users) still are: the hub keeps an admin flag it once gave."""
+    now = sorted(user["name"] for user in hub.users() if user.get("admin"))
+    lines = [f"Admins on the hub now: {', '.join(now) or 'none'}."]
+    kept = [name for name in unlisted if name in now]
+    if kept:
+        lines.append(
+            f"{', '.join(kept)} {'is' if len(kept) == 1 else 'are'} off the inventory's list but still admin on the "
+            "hub, which keeps the flag it gave: an admin unticks Admin for them in /hub/admin (Edit User)."
+        )
+    return "\n".join(lines)
+
+
 def unban(address):
     banned = bans()
     jails = [jail for jail, addresses in banned.items() if address in addresses]
@@ -437,6 +452,8 @@ def main(argv=None):
     halt.add_argument("--dry-run", action="store_true")
     lift = commands.add_parser("unban", help="lift a login ban")
     lift.add_argument("address")
+    chiefs = commands.add_parser("admins", help="who is an admin on the hub")
+    chiefs.add_argument("--unlisted", nargs="*", default=[], help="names just taken off the inventory's list")
     read = commands.add_parser("logs", help="a user's server output, or the hub's")
     read.add_argument("who", help="a user name, or hub")
     read.add_argument("--lines", type=int, default=200)
@@ -452,6 +469,8 @@ def main(argv=None):
             print(stop(Hub(settings), args.users, args.all, args.dry_run))
         elif args.command == "unban":
             print(unban(args.address))
+        elif args.command == "admins":
+            print(admins(Hub(settings), args.unlisted))
         elif args.command == "logs":
             print(logs(Hub(settings), args.who, args.lines))
     except Refusal as refusal:
