@@ -8,6 +8,7 @@
     bin/pophub restart-hub -i inventory/<event>
     bin/pophub add-users -i inventory/<event> FILE
     bin/pophub admins -i inventory/<event> [--add NAME...] [--remove NAME...]
+    bin/pophub hand-back -i inventory/<event> [USER...]
 
 Each runs playbooks/<command>.yml with ansible-playbook (no root or Docker needed here) and prints
 what the box answered, or the sentence that says what was wrong. add-users and admins change the
@@ -23,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ("status", "announce", "stop", "unban", "logs", "restart-hub", "add-users", "admins")
+COMMANDS = ("status", "announce", "stop", "unban", "logs", "restart-hub", "add-users", "admins", "hand-back")
 # What add-users and admins converge after changing the inventory: the hub (and the images it offers).
 CONVERGE_TAGS = "event_image,jupyterhub"
 
@@ -54,6 +55,8 @@ def parser():
         elif name == "admins":
             command.add_argument("--add", nargs="+", default=[], metavar="NAME", help="make these admins")
             command.add_argument("--remove", nargs="+", default=[], metavar="NAME", help="take these off the list")
+        elif name == "hand-back":
+            command.add_argument("users", nargs="*", help="only these users (default: everyone with a home)")
     return top
 
 
@@ -76,6 +79,8 @@ def extra_vars(args):
         found["eventday_users_file"] = str(Path(args.file).resolve())
     elif args.command == "admins":
         found.update(eventday_add=args.add, eventday_remove=args.remove)
+    elif args.command == "hand-back":
+        found["eventday_users"] = args.users
     return found
 
 

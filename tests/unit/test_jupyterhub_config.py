@@ -306,10 +306,19 @@ def test_idle_culler_is_a_service_with_least_privilege(sample_config):
 
 def test_the_culler_checks_as_often_as_asked_or_not_at_all(hub_config, tmp_path, monkeypatch):
     config = load(hub_config, render(tmp_path, {**SAMPLE, "jupyterhub_idle_cull_every": 60}), monkeypatch)
-    assert config.JupyterHub.services[1]["command"][-1] == "--cull-every=60"
+    services = {service["name"]: service for service in config.JupyterHub.services}
+    assert services["idle-culler"]["command"][-1] == "--cull-every=60"
     (tmp_path / "off").mkdir()
     config = load(hub_config, render(tmp_path / "off", {**SAMPLE, "jupyterhub_idle_timeout": 0}), monkeypatch)
-    assert [service["name"] for service in config.JupyterHub.services] == ["pophub-verify"]
+    assert [service["name"] for service in config.JupyterHub.services] == ["pophub-verify", "hand-back"]
+
+
+def test_every_user_may_reach_the_hand_back_service_and_it_gets_no_scope(sample_config):
+    services = {service["name"]: service for service in sample_config.JupyterHub.services}
+    assert services["hand-back"]["url"] == "http://127.0.0.1:8082"
+    assert services["hand-back"]["command"] == [sys.executable, "-m", "pophub_hub.handback"]
+    assert sample_config.JupyterHub.extra_user_scopes == {"access:services!service=hand-back"}
+    assert not any("hand-back" in role.get("services", []) for role in sample_config.JupyterHub.load_roles)
 
 
 def test_the_verify_service_reaches_its_test_user_only(sample_config, monkeypatch):

@@ -27,6 +27,7 @@ SETTINGS = {
     "public_url": "",
     "proxy_port": 8000,
     "proxy_api_port": 8001,
+    "hand_back_port": 8082,
     "db": {"host": "127.0.0.1", "port": 5432, "name": "jupyterhub", "user": "jupyterhub"},
     "authenticator": "shared_password",
     "admin_users": [],
@@ -301,6 +302,10 @@ def test_services_and_their_roles():
     assert c.JupyterHub.services == [
         {"name": "pophub-verify", "api_token": "verify-token"},
         {"name": "pophub-organizer", "api_token": "organizer-token"},
+        {
+            "name": "hand-back", "url": "http://127.0.0.1:8082", "oauth_no_confirm": True,
+            "command": [sys.executable, "-m", "pophub_hub.handback"],
+        },
         {
             "name": "idle-culler",
             "command": [sys.executable, "-m", "jupyterhub_idle_culler", "--timeout=3600", "--cull-every=60"],

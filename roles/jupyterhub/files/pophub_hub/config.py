@@ -15,7 +15,7 @@ from pophub_hub import auth, db, eventday, spawner
 SETTINGS = frozenset(
     {
         "secrets_digest", "code_digest", "cookie_secret_file", "announcement_file",
-        "hub_ip", "hub_port", "public_url", "proxy_port", "proxy_api_port", "db",
+        "hub_ip", "hub_port", "public_url", "proxy_port", "proxy_api_port", "hand_back_port", "db",
         "authenticator", "admin_users", "allowed_users", "blocked_users",
         "native_open_signup", "native_minimum_password_length", "pam_group",
         "oauth_client_id", "github_url", "github_allowed_organizations", "github_admin_teams",
@@ -213,6 +213,14 @@ def _services(c, settings, secrets):
                 "services": ["pophub-organizer"],
             }
         )
+    # hand-back: each user downloads their own home as one archive (the link on their hub page). It
+    # asks the hub who is there (OAuth, without a confirmation page) and needs no scope of its own;
+    # every user may reach it.
+    c.JupyterHub.services.append({
+        "name": "hand-back", "url": f"http://127.0.0.1:{settings['hand_back_port']}", "oauth_no_confirm": True,
+        "command": [sys.executable, "-m", "pophub_hub.handback"],
+    })  # fmt: skip
+    c.JupyterHub.extra_user_scopes = {"access:services!service=hand-back"}
     if settings["idle_timeout"] > 0:
         # The scopes jupyterhub-idle-culler 2.0.0 documents for culling servers (admin:users would
         # be needed only with --cull-users, which pophub does not use).

@@ -9,6 +9,7 @@ saying what was wrong with what it was asked, and exits 2 then. Only the standar
 hub's own packages are used, so it runs wherever the hub does."""
 
 import argparse
+import hashlib
 import html
 import json
 import os
@@ -436,6 +437,54 @@ def logs(hub, who, lines=200):
     return (out if out.strip() and "-- No entries --" not in out else f"{who}'s server has written nothing yet.") + note
 
 
+class _Hashed:
+    """A file being written, and the SHA-256 and size of what went into it."""
+
+    def __init__(self, out):
+        self.out, self.digest, self.size = out, hashlib.sha256(), 0
+
+    def write(self, data):
+        self.digest.update(data)
+        self.size += len(data)
+        return self.out.write(data)
+
+
+def hand_back(settings, hub, names, directory):
+    """Each user's home as <user>.tar.gz in `directory` (made afresh), with MANIFEST.json and
+    SHA256SUMS; the homes themselves are only read. Returns the manifest."""
+    import docker
+
+    from pophub_hub import handback
+
+    for name in names:
+        hub.user(name)
+    names = names or sorted(user["name"] for user in hub.users())
+    directory = Path(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(mode=0o700, parents=True)
+    client = docker.from_env(timeout=300)
+    manifest = {"event": settings["event_name"], "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "archives": [], "without_home": []}  # fmt: skip
+    for name in names:
+        top = handback.folder_name(name)
+        path = directory / f"{top}.tar.gz"
+        volume = handback.volume_name(settings["home_volume"], name)
+        try:
+            with path.open("wb") as out:
+                target = _Hashed(out)
+                counted = handback.write_home(client, settings["images"][0]["ref"], volume, settings["home_path"],
+                                              top, target)  # fmt: skip
+        except handback.NoHome:
+            path.unlink()
+            manifest["without_home"].append(name)
+            continue
+        manifest["archives"].append({"user": name, "file": path.name, "bytes": target.size,
+                                     "sha256": target.digest.hexdigest(), **counted})  # fmt: skip
+    (directory / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    (directory / "SHA256SUMS").write_text("".join(f"{a['sha256']}  {a['file']}\n" for a in manifest["archives"]))
+    return manifest
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m pophub_hub.eventday", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -457,6 +506,9 @@ def main(argv=None):
     read = commands.add_parser("logs", help="a user's server output, or the hub's")
     read.add_argument("who", help="a user name, or hub")
     read.add_argument("--lines", type=int, default=200)
+    back = commands.add_parser("hand-back", help="every user's home as one archive, with a manifest")
+    back.add_argument("users", nargs="*", help="only these users (default: everyone on the hub)")
+    back.add_argument("--dir", required=True, help="where the archives go (made afresh)")
     args = parser.parse_args(argv)
     settings = json.loads(SETTINGS_FILE.read_text())
     try:
@@ -473,6 +525,8 @@ def main(argv=None):
             print(admins(Hub(settings), args.unlisted))
         elif args.command == "logs":
             print(logs(Hub(settings), args.who, args.lines))
+        elif args.command == "hand-back":
+            print(json.dumps(hand_back(settings, Hub(settings), args.users, args.dir)))
     except Refusal as refusal:
         print(refusal, file=sys.stderr)
         return 2
