@@ -5,6 +5,7 @@ Also what it cost in bytes, a figure for a room on one venue connection."""
 import base64
 import hashlib
 import shutil
+import tarfile
 import time
 import uuid
 
@@ -48,7 +49,13 @@ def browser(cafile, tmp_path_factory):
         f"--ignore-certificate-errors-spki-list={spki_pin(cafile)}",
     ):
         options.add_argument(argument)
+    downloads = tmp_path_factory.mktemp("downloads")
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     driver = webdriver.Chrome(options=options)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    driver.downloads = downloads
     yield driver
     driver.quit()
 
@@ -123,3 +130,22 @@ def test_a_participant_logs_in_gets_jupyterlab_and_runs_a_cell(browser, hub_url,
         )
     finally:
         hub_user(NAME).stop_server()
+
+
+def test_the_participant_takes_their_work_home_from_their_hub_page(browser, hub_url):
+    """After the test above: its notebook is in the participant's home, and its server is stopped."""
+    browser.get(f"{hub_url}/hub/home")
+    button = wait(browser, 30).until(seen.element_to_be_clickable((By.CSS_SELECTOR, "#pophub-hand-back a")))
+    assert button.text == "Download all my work"
+    button.click()
+    deadline = time.monotonic() + 120
+    while not (done := list(browser.downloads.glob("*.tar.gz"))) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert done, f"nothing downloaded; the browser shows {browser.current_url}: {browser.page_source[:1000]}"
+    (archive,) = done
+    assert archive.name.endswith(f"-{NAME}.tar.gz")
+    with tarfile.open(archive) as opened:
+        names = opened.getnames()
+    assert f"{NAME}/Untitled.ipynb" in names, names
+    # The browser stayed on the hub page: the archive came as a download, not a page.
+    assert browser.current_url.endswith("/hub/home")
