@@ -144,6 +144,10 @@ FORMATS = {
         lambda v: re.fullmatch(r"[A-Za-z0-9._/][A-Za-z0-9._/-]*", v) is not None and ".." not in v,
         "a branch name such as main",
     ),
+    "restic_repository": (
+        _regex(r"(sftp|s3|rest|b2|azure|gs|swift|rclone):\S+"),
+        "a restic repository off the box, e.g. sftp:backup@backup.example.org:/srv/restic/myevent",
+    ),
     "timespan": (_regex(r"[0-9]+ ?(s|sec|min|m|h|d)?"), "a span like 15min, 1h or 30s"),
     "sql_name": (_regex(r"[a-z_][a-z0-9_]{0,62}"), "a PostgreSQL name: lowercase letters, digits and _"),
     "memory": (_regex(r"[0-9]+(\.[0-9]+)?[KMG]"), "a size like 2G or 512M"),
@@ -465,6 +469,13 @@ def rules(settings, taken_ports=None):
             int(s["host_security_ssh_port"]) != int(port),
             f"host_security_ssh_port is {s['host_security_ssh_port']}, which {what} uses: set it to 22 or another "
             "free port.",
+        )
+    if s["backup_offsite_repository"].startswith("sftp:"):
+        need(
+            bool(s["backup_offsite_ssh_key"] and s["backup_offsite_known_hosts"]),
+            "backup_offsite_repository is an sftp: repository: set backup_offsite_ssh_key to the private key the "
+            "box logs in with (its text, kept in the vault) and backup_offsite_known_hosts to the server's host key "
+            "line (ssh-keyscan -p PORT HOST).",
         )
     if s["nginx_tls_mode"] == "provided":
         need(

@@ -6,6 +6,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -168,3 +169,99 @@ def test_a_bad_backup_path_is_refused_on_the_controller(restore_run, case):
     task, result = restore_run[case]
     assert task == "The backup is a complete one on this machine"
     assert "pophub_restore_from is" in result["msg"] and "playbooks/backup.yml fetched" in result["msg"]
+
+
+# --- The off-box copy: real restic, against a repository in a local directory -------------------------
+needs_restic = pytest.mark.skipif(
+    not shutil.which("restic"), reason="restic is not installed (bin/pophub test installs it); not run"
+)
+
+
+def offsite_settings(tmp_path, repository, **overrides):
+    password = tmp_path / "restic.password"
+    password.write_text("correct horse battery staple\n")
+    return {"repository": str(repository), "password_file": str(password), "cache_dir": str(tmp_path / "cache"),
+            "ssh_key_file": str(tmp_path / "key"), "known_hosts_file": str(tmp_path / "known_hosts"),
+            "environment": {}, "keep_daily": 1, "keep_weekly": 0, **overrides}  # fmt: skip
+
+
+def restic_env(offsite):
+    return {**os.environ, "RESTIC_REPOSITORY": offsite["repository"], "RESTIC_PASSWORD_FILE": offsite["password_file"]}
+
+
+def restic_json(offsite, *argv):
+    env = restic_env(offsite)
+    done = subprocess.run(["restic", "--no-cache", *argv, "--json"], env=env, capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    return json.loads(done.stdout)
+
+
+@needs_restic
+def test_each_backup_goes_off_the_box_and_the_repository_keeps_the_retention(tmp_path):
+    offsite = offsite_settings(tmp_path, tmp_path / "repository")
+    first = tmp_path / "backups/20261201T030000Z-nightly"
+    first.mkdir(parents=True)
+    (first / "db-event.dump").write_bytes(os.urandom(100_000))
+    (first / "manifest.json").write_text("{}")
+    snapshot = backup.send_offsite(offsite, first)  # the repository is made on the first run
+    second = tmp_path / "backups/20261202T030000Z-nightly"
+    shutil.copytree(first, second)
+    (second / "manifest.json").write_text('{"second": true}')
+    assert backup.send_offsite(offsite, second) != snapshot
+    # Both were made today: keep_daily 1 keeps only the newer.
+    snapshots = restic_json(offsite, "snapshots")
+    assert [s["paths"] for s in snapshots] == [[str(second)]] and snapshots[0]["tags"] == ["pophub"]
+    restored = tmp_path / "restored"
+    env = restic_env(offsite)
+    subprocess.run(["restic", "--no-cache", "restore", "latest", "--target", str(restored)], env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    copy = restored / second.relative_to("/")
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == {p.name: p.read_bytes() for p in second.iterdir()}
+
+
+@needs_restic
+def test_a_wrong_password_is_refused_with_a_sentence(tmp_path):
+    offsite = offsite_settings(tmp_path, tmp_path / "repository")
+    made = tmp_path / "backups/20261201T030000Z-nightly"
+    made.mkdir(parents=True)
+    (made / "manifest.json").write_text("{}")
+    backup.send_offsite(offsite, made)
+    Path(offsite["password_file"]).write_text("not the password\n")
+    with pytest.raises(backup.OffsiteFailed, match="does not open with this box's password"):
+        backup.send_offsite(offsite, made)
+
+
+@needs_restic
+def test_an_sftp_server_that_does_not_answer_fails_quickly_and_says_so(tmp_path):
+    (tmp_path / "key").write_text("")
+    (tmp_path / "known_hosts").write_text("")
+    offsite = offsite_settings(tmp_path, "sftp://backup@127.0.0.1:9//srv/restic")
+    made = tmp_path / "20261201T030000Z-nightly"
+    made.mkdir()
+    with pytest.raises(backup.OffsiteFailed, match=r"could not reach or create the repository sftp://backup@127\.0\.0\.1:9"):
+        backup.send_offsite(offsite, made)
+
+
+@pytest.mark.parametrize(
+    ("repository", "target"),
+    [("sftp:backup@host.example.org:/srv/restic", ("backup", "host.example.org", 22)),
+     ("sftp:host.example.org:restic", (None, "host.example.org", 22)),
+     ("sftp://backup@host.example.org:2222//srv/restic", ("backup", "host.example.org", 2222)),
+     ("s3:https://s3.example.org/bucket", None)],
+)  # fmt: skip
+def test_the_ssh_command_reaches_the_repositorys_host_with_the_box_key_only(repository, target):
+    assert backup.sftp_target(repository) == target
+    command = backup.restic_command({"repository": repository, "cache_dir": "/c", "ssh_key_file": "/k",
+                                     "known_hosts_file": "/h"})  # fmt: skip
+    if target:
+        ssh = command[-1].removeprefix("sftp.command=").split()
+        assert ssh[:3] == ["ssh", "-i", "/k"] and "StrictHostKeyChecking=yes" in ssh and "BatchMode=yes" in ssh
+        assert ssh[-3:] == [f"{target[0]}@{target[1]}" if target[0] else target[1], "-s", "sftp"]
+        assert ssh[ssh.index("-p") + 1] == str(target[2])
+    else:
+        assert command == ["restic", "--cache-dir=/c"]
+
+
+def test_a_password_in_a_repository_address_is_never_printed():
+    assert backup.safe("rest:https://user:hunter2@backup.example.org/event") == "rest:https://user:***@backup.example.org/event"
+    assert backup.safe("sftp:backup@host:/srv") == "sftp:backup@host:/srv"

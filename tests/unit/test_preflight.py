@@ -86,6 +86,12 @@ CASES = {
     "idle-timeout-in-words": ({"jupyterhub_idle_timeout": "1h"}, "jupyterhub_idle_timeout"),
     "backups-none-kept": ({"backup_keep": 0}, "backup_keep"),
     "backups-relative-dir": ({"pophub_backup_dir": "backups"}, "pophub_backup_dir"),
+    "offsite-on-the-box": ({"backup_offsite_repository": "/mnt/usb/restic"}, "a restic repository off the box"),
+    "offsite-sftp-without-key": (
+        {"backup_offsite_repository": "sftp:backup@backup.example.org:/srv/restic"},
+        "set backup_offsite_ssh_key to the private key",
+    ),
+    "ssh-port-clash-hand-back": ({"host_security_ssh_port": 8082}, "which the hand-back service uses"),
     "missing-base-tarball": (
         {"event_image_images": [{**IMAGE, "base_tarball": "/nonexistent/base.tar"}]},
         "event_image_images entry 1 ('python'): base_tarball",
