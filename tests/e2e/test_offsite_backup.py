@@ -45,7 +45,8 @@ def sftp_server(tmp_path_factory):
                     "pophub-test/debian:bookworm", "bash", "-c", script], check=True, capture_output=True)  # fmt: skip
     deadline = time.monotonic() + 300
     while (scanned := box_exec("ssh-keyscan", "-p", str(PORT), address, check=False)).strip() == "":
-        running = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", SFTP], capture_output=True, text=True)
+        running = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", SFTP], capture_output=True,
+                                 text=True)  # fmt: skip
         logs = subprocess.run(["docker", "logs", SFTP], capture_output=True, text=True)
         assert running.stdout.strip() == "true" and time.monotonic() < deadline, logs.stdout + logs.stderr
         time.sleep(2)
