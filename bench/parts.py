@@ -265,6 +265,37 @@ def session_load(ctx, levels, limit=600):
     return results
 
 
+# --- the organizer's status screen ------------------------------------------------------------
+# The event-day command as bin/pophub status runs it on the box (playbooks/status.yml), minus Ansible.
+STATUS = ["sh", "-c", "/opt/jupyterhub/*/bin/python -m pophub_hub.eventday status --json "
+          "--backup-dir /var/backups/pophub"]
+
+
+def status_answer(ctx, runs=3):
+    """How long `status` takes on the box with the servers running now: median and max of `runs`."""
+    times, found = [], {}
+    for _ in range(runs):
+        started = time.monotonic()
+        found = json.loads(ctx.box.exec(*STATUS, timeout=120))
+        times.append(time.monotonic() - started)
+    return {"servers": len(found["servers"]), "median_seconds": round(statistics.median(times), 2),
+            "max_seconds": round(max(times), 2)}  # fmt: skip
+
+
+def status_load(ctx, servers):
+    """`status` with no server of this part running (the floor), then with `servers` more running."""
+    floor = status_answer(ctx)
+    names = [f"bench-status-{index:02d}" for index in range(servers)]
+    users = [ctx.participant(name) for name in names]
+    try:
+        with ThreadPoolExecutor(max_workers=min(servers, 10)) as pool:
+            list(pool.map(lambda user: user.spawn(), users))
+        loaded = status_answer(ctx)
+    finally:
+        ctx.stop_servers(names)
+    return {"floor": floor, "loaded": loaded}
+
+
 # --- data path -----------------------------------------------------------------------------
 def data_path(ctx, user, duration, concurrency=10, rounds=4):
     """The same small authenticated request to a user server through nginx (TLS) and straight to

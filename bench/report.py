@@ -318,6 +318,19 @@ def markdown(results, images, findings=""):
             add(f"| {label} | {data[key]['requests_per_second']:.0f} | {data[key]['p50_ms']:.1f} ms | "
                 f"{data[key]['p99_ms']:.1f} ms | {data[key]['errors']} |")
         add("")
+    status = results.get("status")
+    if status:
+        add("## The organizer's status screen")
+        add("")
+        add("`python -m pophub_hub.eventday status --json` on the box (what `bin/pophub status` runs there, "
+            "without Ansible's own second or two), median and max of 3 runs; the floor is the same command "
+            "in the same run with none of this part's servers running.")
+        add("")
+        add("| Servers running | median | max |")
+        add("|---|---|---|")
+        for key in ("floor", "loaded"):
+            add(f"| {status[key]['servers']} | {status[key]['median_seconds']} s | {status[key]['max_seconds']} s |")
+        add("")
     recovery = results.get("recovery")
     if recovery:
         add("## Recovery")
