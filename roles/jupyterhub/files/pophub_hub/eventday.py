@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 SETTINGS_FILE = Path("/etc/jupyterhub/pophub-hub.json")
@@ -196,11 +197,13 @@ def home_sizes(settings):
     from escapism import unescape  # DockerSpawner's, which escaped the names
 
     prefix = settings["home_volume"].split("{username}")[0]
-    code, out, _ = run("docker", "volume", "ls", "-q", "--filter", f"name=^{prefix}")
+    _, out, _ = run("docker", "volume", "ls", "-q", "--filter", f"name=^{prefix}")
+    if not out.split():
+        return {}
+    _, inspected, _ = run("docker", "volume", "inspect", "-f", "{{.Name}} {{.Mountpoint}}", *out.split())
     sizes = {}
-    for volume in out.split():
-        code, mountpoint, _ = run("docker", "volume", "inspect", "-f", "{{.Mountpoint}}", volume)
-        code, used, _ = run("du", "-sb", mountpoint.strip(), timeout=60)
+    for volume, _, mountpoint in (line.partition(" ") for line in inspected.splitlines()):
+        code, used, _ = run("du", "-sb", mountpoint, timeout=60)
         if code == 0:
             sizes[unescape(volume.removeprefix(prefix), escape_char="-")] = int(used.split()[0])
     return sizes
@@ -242,8 +245,15 @@ def last_backup(directory):
 def status(settings, hub, backup_dir=None):
     """Everything the status screen shows, as one JSON-ready mapping."""
     now, clock = time.time(), time.monotonic()
+    # docker stats samples for a second or two, whatever else is asked: the slow parts run side by side.
+    pool = ThreadPoolExecutor(max_workers=6)
+    usage_of = pool.submit(server_usage)
+    homes_of = pool.submit(home_sizes, settings)
+    certificate_of, bans_of = pool.submit(certificate), pool.submit(bans)
+    journal_of = pool.submit(run, "journalctl", "-u", "jupyterhub.service", "--since", "-1h", "-o", "cat", "--no-pager")
+    units_of = {label: pool.submit(unit_state, pattern) for label, pattern in UNITS.items()}
     users = hub.users()
-    usage = server_usage()
+    usage = usage_of.result()
     servers, active = [], []
     for user in users:
         seen = parse_time(user.get("last_activity"))
@@ -256,14 +266,14 @@ def status(settings, hub, backup_dir=None):
                      "idle_seconds": int(now - last) if last else None, "image": None,
                      **usage.get(container_name(user["name"]), {})}  # fmt: skip
             servers.append(entry)
-    _, out, _ = run("journalctl", "-u", "jupyterhub.service", "--since", "-1h", "-o", "cat", "--no-pager")
+    _, out, _ = journal_of.result()
     failed_starts = [line for line in out.splitlines() if FAILED_START.search(line)]
     meminfo = {
         line.split(":")[0]: int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
     }
     disk = shutil.disk_usage("/")
-    return {
-        "units": {label: unit_state(pattern) for label, pattern in UNITS.items()},
+    found = {
+        "units": {label: unit.result() for label, unit in units_of.items()},
         "users": {"known": len(users), "active_now": sorted(active), "active_minutes": ACTIVE_MINUTES},
         "servers": sorted(servers, key=lambda entry: entry["user"]),
         "failed_starts_last_hour": failed_starts[-20:],
@@ -276,12 +286,14 @@ def status(settings, hub, backup_dir=None):
             "disk_total": disk.total,
             "disk_free": disk.free,
         },
-        "homes": home_sizes(settings),
-        "certificate": certificate(),
+        "homes": homes_of.result(),
+        "certificate": certificate_of.result(),
         "backup": last_backup(backup_dir) if backup_dir else None,
-        "bans": bans(),
-        "took_seconds": round(time.monotonic() - clock, 2),
+        "bans": bans_of.result(),
     }
+    pool.shutdown()
+    found["took_seconds"] = round(time.monotonic() - clock, 2)
+    return found
 
 
 def size(count):
