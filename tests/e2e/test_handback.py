@@ -145,4 +145,4 @@ def test_the_organizer_can_hand_back_one_user_and_is_told_of_a_wrong_name(owner,
         f"{OWNER}.tar.gz", "MANIFEST.json", "SHA256SUMS"
     }
     # The copies on the box went once fetched; the homes did not.
-    assert box_exec("ls", "/var/lib/pophub").split().count("hand-back") == 0
+    assert box_exec("ls", "/var/tmp").split().count("pophub-hand-back") == 0

@@ -52,8 +52,8 @@ class FakeDocker:
             def get_archive(self, path):
                 return iter(fake.chunks), {"name": path.rsplit("/", 1)[-1]}
 
-            def remove(self, force):
-                fake.removed.append(force)
+            def remove(self, v, force):
+                fake.removed.append((v, force))
 
         class Containers:
             def create(self, image, **options):
@@ -90,7 +90,7 @@ def test_the_archive_has_the_users_folder_on_top_with_every_file_as_it_was():
     (image, options), = client.made
     assert image == "pophub/event:1" and options["network_disabled"] is True
     assert options["volumes"] == {"pophub-home-ana": {"bind": "/home/jovyan", "mode": "ro"}}
-    assert client.removed == [True]
+    assert client.removed == [(True, True)]  # with any anonymous volume the image declares
 
 
 def test_a_user_without_a_home_gets_no_archive_and_no_container():
@@ -105,7 +105,7 @@ def test_the_reading_container_goes_even_when_the_stream_breaks():
     client = FakeDocker([chunks[0], b"this is not a tar stream" * 100])
     with pytest.raises(tarfile.TarError):
         handback.write_home(client, "pophub/event:1", "pophub-home-ana", "/home/jovyan", "ana", io.BytesIO())
-    assert client.removed == [True]
+    assert client.removed == [(True, True)]
 
 
 @pytest.mark.parametrize(
@@ -136,8 +136,38 @@ def test_a_download_given_up_stops_the_writer_instead_of_leaving_it_waiting():
     pipe.abandon()
     thread.join(timeout=5)
     assert not thread.is_alive() and len(errors) == 1
+    # Nor does the writer's last word wait for a reader that is gone.
+    closing = threading.Thread(target=pipe.close)
+    closing.start()
+    closing.join(timeout=5)
+    assert not closing.is_alive()
 
 
 def test_the_download_is_named_after_the_event_and_the_user():
     assert handback._filename({"event_name": "Summer School 2026"}, "ana") == "summer-school-2026-ana.tar.gz"
     assert handback._filename({"event_name": ""}, "ana") == "hub-ana.tar.gz"
+
+
+def test_the_organizers_archives_never_share_a_name(tmp_path, monkeypatch):
+    """"a b" is kept as a-20b (escaped), which is also a name someone may have: each gets a file."""
+    import docker
+
+    from pophub_hub import eventday
+
+    class Hub:
+        def users(self):
+            return [{"name": "a-20b"}, {"name": "a b"}]
+
+    def write_home(client, image, volume, home_path, top, out):
+        out.write(f"{volume} {top}".encode())
+        return {"files": 1, "file_bytes": 1}
+
+    monkeypatch.setattr(handback, "write_home", write_home)
+    monkeypatch.setattr(docker, "from_env", lambda timeout: None)
+    settings = {"event_name": "x", "images": [{"ref": "i"}], "home_volume": "pophub-home-{username}",
+                "home_path": "/home/jovyan"}  # fmt: skip
+    manifest = eventday.hand_back(settings, Hub(), [], tmp_path / "out")
+    files = {archive["user"]: archive["file"] for archive in manifest["archives"]}
+    assert files == {"a b": "a-20b.tar.gz", "a-20b": "a-20b-2.tar.gz"}
+    assert (tmp_path / "out/a-20b.tar.gz").read_text() == "pophub-home-a-20b a-20b"
+    assert (tmp_path / "out/a-20b-2.tar.gz").read_text() == "pophub-home-a-2d20b a-20b-2"

@@ -246,13 +246,13 @@ def status(settings, hub, backup_dir=None):
     """Everything the status screen shows, as one JSON-ready mapping."""
     now, clock = time.time(), time.monotonic()
     # docker stats samples for a second or two, whatever else is asked: the slow parts run side by side.
+    users = hub.users()  # first: a hub that does not answer is said at once
     pool = ThreadPoolExecutor(max_workers=6)
     usage_of = pool.submit(server_usage)
     homes_of = pool.submit(home_sizes, settings)
     certificate_of, bans_of = pool.submit(certificate), pool.submit(bans)
     journal_of = pool.submit(run, "journalctl", "-u", "jupyterhub.service", "--since", "-1h", "-o", "cat", "--no-pager")
     units_of = {label: pool.submit(unit_state, pattern) for label, pattern in UNITS.items()}
-    users = hub.users()
     usage = usage_of.result()
     servers, active = [], []
     for user in users:
@@ -477,8 +477,13 @@ def hand_back(settings, hub, names, directory):
     client = docker.from_env(timeout=300)
     manifest = {"event": settings["event_name"], "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "archives": [], "without_home": []}  # fmt: skip
+    taken = set()
     for name in names:
-        top = handback.folder_name(name)
+        top = base = handback.folder_name(name)
+        count = 2
+        while top in taken:  # "a b" is kept as a-20b, which another user may be called: the manifest says whose
+            top, count = f"{base}-{count}", count + 1
+        taken.add(top)
         path = directory / f"{top}.tar.gz"
         volume = handback.volume_name(settings["home_volume"], name)
         try:

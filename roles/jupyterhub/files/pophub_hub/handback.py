@@ -93,7 +93,7 @@ def write_home(client, image, volume, home_path, top, out):
                 else:
                     target.addfile(member)
     finally:
-        reader.remove(force=True)
+        reader.remove(v=True, force=True)
     return counted
 
 
@@ -128,7 +128,11 @@ class _Pipe:
         self._abandoned.set()
 
     def close(self, error=None):
-        self._queue.put(error)
+        """The end (or what went wrong), unless the reader is gone: then nobody waits for it."""
+        while not self._abandoned.is_set():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(error, timeout=1)
+                return
 
     def read(self):
         return self._queue.get()
@@ -140,6 +144,7 @@ def make_app(settings, client=None):
     from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
     from jupyterhub.utils import url_path_join
     from tornado import web
+    from tornado.iostream import StreamClosedError
 
     client = client or docker.from_env(timeout=120)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/hand-back/")
@@ -180,12 +185,17 @@ def make_app(settings, client=None):
                 try:
                     while chunk is not None:
                         if isinstance(chunk, BaseException):
-                            # Cut short: the browser reports a failed download, never a whole-looking archive.
+                            # Cut short: the connection is dropped without the response's last chunk, so
+                            # the browser reports a failed download, never a whole-looking archive.
                             self.log.error("The hand-back of %s stopped: %s", user, chunk)
-                            raise web.HTTPError(500) from chunk
+                            self.request.connection.close()
+                            self._finished = True  # tornado must not end the response now
+                            return None
                         self.write(chunk)
                         await self.flush()
                         chunk = await loop.run_in_executor(None, pipe.read)
+                except StreamClosedError:
+                    self.log.info("The browser gave up the hand-back of %s", user)
                 finally:
                     pipe.abandon()
 
