@@ -141,7 +141,7 @@ class _Pipe:
 def make_app(settings, client=None):
     """The tornado application of the hand-back service (JUPYTERHUB_* from the hub's environment)."""
     import docker
-    from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+    from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated, UserNotAllowed
     from jupyterhub.utils import url_path_join
     from tornado import web
     from tornado.iostream import StreamClosedError
@@ -152,9 +152,18 @@ def make_app(settings, client=None):
     turns = asyncio.Semaphore(2)
 
     class ArchiveHandler(HubOAuthenticated, web.RequestHandler):
+        async def prepare(self):
+            # The hub is asked without blocking: HubAuth's own call (get_current_user) would hold the
+            # event loop, and with it every download in progress, while a new visitor is looked up.
+            model = await self.hub_auth.get_user(self, sync=False)
+            try:
+                self.current_user = self.check_hub_user(model) if model else None
+            except UserNotAllowed:
+                raise web.HTTPError(403, "This download is only for the hub's users.") from None
+
         @web.authenticated
         async def get(self):
-            user = self.get_current_user()["name"]
+            user = self.current_user["name"]
             volume = volume_name(settings["home_volume"], user)
             top = folder_name(user)
             pipe = _Pipe()
