@@ -159,7 +159,7 @@ def make_app(settings, client=None):
             try:
                 self.current_user = self.check_hub_user(model) if model else None
             except UserNotAllowed:
-                raise web.HTTPError(403, "This download is only for the hub's users.") from None
+                self._page(403, "This download is only for the hub's users.")
 
         @web.authenticated
         async def get(self):
