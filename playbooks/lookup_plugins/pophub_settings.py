@@ -9,7 +9,9 @@ lives in pophub.settings; this file only hands it the host's variables.
 
 lookup('pophub_settings', 'effective') gives every setting's value instead, the inventory's or its
 default, for playbooks that read settings of roles they do not run (z2jh-values.yml, verify.yml);
-lookup('pophub_settings', 'allowed_users') the names allowed in, the users file's included."""
+lookup('pophub_settings', 'allowed_users') the names allowed in, the users file's included;
+lookup('pophub_settings', 'z2jh_login', public_url=..., allowed_users=..., oidc_endpoints=...) the
+login method as Zero to JupyterHub values, made by the hub's own code (pophub.z2jh.login_values)."""
 
 import sys
 from pathlib import Path
@@ -21,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
-from pophub import settings  # noqa: E402 (after the path that holds it)
+from pophub import settings, z2jh  # noqa: E402 (after the path that holds it)
 
 DOCUMENTATION = """
 name: pophub_settings
@@ -31,7 +33,8 @@ description: Checks every pophub_* variable, and every role variable, against it
 
 
 class LookupModule(LookupBase):
-    def run(self, terms, variables=None, taken_ports=None, **kwargs):
+    def run(self, terms, variables=None, taken_ports=None, public_url="", allowed_users=(), oidc_endpoints=None,
+            **kwargs):
         spec = settings.load_spec()
         role_specs = settings.load_role_specs(ROOT / "roles")
         values, problems = {}, []
@@ -48,6 +51,16 @@ class LookupModule(LookupBase):
             return [settings.effective(values, spec)]
         if terms == ["allowed_users"]:
             return [settings.allowed_users(settings.effective(values, spec))]
+        if terms == ["z2jh_login"]:
+            effective = settings.effective(values, spec)
+            endpoints = settings.plain(oidc_endpoints or {})
+            hub = z2jh.hub_settings(
+                effective, public_url=str(public_url or ""), allowed_users=settings.plain(list(allowed_users)),
+                oidc_authorize_url=endpoints.get("authorize", ""), oidc_token_url=endpoints.get("token", ""),
+                oidc_userdata_url=endpoints.get("userdata", ""),
+            )  # fmt: skip
+            secrets = {name: effective[setting] for name, setting in z2jh.SECRETS.items()}
+            return [z2jh.login_values(hub, secrets)]
         problems += settings.problems(values, spec, role_specs)
         if not problems:
             problems = settings.rules(settings.effective(values, spec), settings.plain(taken_ports or {}))

@@ -9,14 +9,25 @@ problem, each naming the key, and 2 when the chart's files are missing.
 Usage: pophub-z2jh-validate --chart DIR FILE [FILE ...]    (or: python -m pophub.z2jh ...)
   DIR holds the chart's values.yaml and values.schema.yaml (or the packaged values.schema.json),
   e.g. what `helm pull jupyterhub/jupyterhub --untar` makes.
+
+login_values() is the other half of the export (playbooks/z2jh-values.yml): the chart's hub.config
+for the login method, made by the very code that configures the box's hub (pophub_hub.auth), so
+the two cannot say different things.
 """
 
 import argparse
 import copy
+import inspect
 import sys
 from pathlib import Path
 
 import yaml
+
+# The hub's package (roles/jupyterhub/files/pophub_hub): in a checkout it sits beside src/, where an
+# organizer's plain `pip install ansible` cannot have put it.
+_HUB_PACKAGE_DIR = Path(__file__).resolve().parents[2] / "roles" / "jupyterhub" / "files"
+if (_HUB_PACKAGE_DIR / "pophub_hub").is_dir() and str(_HUB_PACKAGE_DIR) not in sys.path:
+    sys.path.append(str(_HUB_PACKAGE_DIR))
 
 SCHEMA_NAMES = ("values.schema.yaml", "values.schema.json")
 # libyaml's loader when PyYAML has it: the chart's schema is large.
@@ -88,6 +99,88 @@ def problems(chart_dir, *documents):
         where = ".".join(str(part) for part in error.path) or "(top level)"
         found.append(f"{where}: {error.message}")
     return found
+
+
+# --- The login method, as hub.config -----------------------------------------------------------
+# The hub's options that are code, not values: what the chart's hub gets instead. A function of the
+# hub's package that needs nothing around it travels as extraConfig (the chart runs that as part of
+# its config file); one that does is said plainly.
+UNMAPPED_HOOKS = {
+    ("Authenticator", "post_auth_hook"): (
+        "The hub's refusal of reserved names at login (pophub-*, the team account prefix, names longer than the"
+        " box allows): it is code of pophub's hub package, which the chart's hub image does not have."
+    ),
+}
+# The login secrets auth.json holds on the box, by their name in pophub_hub.auth, and the setting each comes from.
+SECRETS = {
+    "shared_password": "jupyterhub_shared_password",
+    "admin_password": "jupyterhub_admin_password",
+    "oauth_client_secret": "jupyterhub_oauth_client_secret",
+}
+
+
+class _Secret(str):
+    """A login secret on its way through pophub_hub.auth: it goes to the secrets file, never the values."""
+
+
+class _Section(dict):
+    """One class's options, as pophub_hub.auth sets them (`c.Class.option = value`)."""
+
+    def __setattr__(self, name, value):
+        self[name] = value
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class _Recorder(dict):
+    """Stands in for the traitlets Config that JupyterHub hands its config file: it keeps what is set."""
+
+    def __getattr__(self, name):
+        return self.setdefault(name, _Section())
+
+
+def hub_settings(effective, **given):
+    """The settings pophub_hub.auth reads, from every setting as the export sees it (the role's
+    variables without their jupyterhub_ prefix, as on the box), with `given` (what the box works out
+    on its own: the public URL, the allowed names with the users file's, the OpenID Connect endpoints)."""
+    found = {name.removeprefix("jupyterhub_"): value for name, value in effective.items()
+             if name.startswith("jupyterhub_")}  # fmt: skip
+    found.update(given)
+    return found
+
+
+def login_values(settings, secrets):
+    """hub.config for the login method, the same secrets at their own keys, hub.extraConfig, and a
+    sentence for each option that does not carry over: {config, secrets, extra_config, unmapped}.
+    `settings` as pophub_hub.auth reads them (hub_settings()); `secrets` by their names there."""
+    from pophub_hub import auth
+
+    recorder = _Recorder()
+    auth.configure(recorder, settings, {name: _Secret(value or "") for name, value in secrets.items()})
+    config, hidden, extra, unmapped = {}, {}, {}, []
+    for cls, options in sorted(recorder.items()):
+        for option, value in sorted(options.items()):
+            if isinstance(value, _Secret):
+                hidden.setdefault(cls, {})[option] = str(value)
+            elif callable(value):
+                if (cls, option) in UNMAPPED_HOOKS:
+                    unmapped.append(UNMAPPED_HOOKS[cls, option])
+                elif value.__closure__ is None and getattr(auth, value.__name__, None) is value:
+                    name = f"pophub-{cls}-{option}".lower().replace("_", "-")
+                    extra[name] = f"{inspect.getsource(value)}\n\nc.{cls}.{option} = {value.__name__}\n"
+                else:
+                    raise ValueError(f"c.{cls}.{option} is code the export cannot carry: add it to UNMAPPED_HOOKS")
+            else:
+                config.setdefault(cls, {})[option] = sorted(value) if isinstance(value, set | frozenset) else value
+    # The chart's own values set JupyterHub.admin_access, deprecated since JupyterHub 2.0 (it no longer
+    # changes what admins may do: the admin role has every scope). A null deletes the chart's key, so
+    # the hub starts without a deprecated option, as the box's does.
+    config.setdefault("JupyterHub", {})["admin_access"] = None
+    return {"config": config, "secrets": hidden, "extra_config": extra, "unmapped": unmapped}
 
 
 def main(argv=None):

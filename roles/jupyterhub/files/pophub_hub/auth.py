@@ -1,4 +1,7 @@
-"""Who may log in: the options of each login method (settings["authenticator"])."""
+"""Who may log in: the options of each login method (settings["authenticator"]).
+
+configure() only sets options: it imports nothing beyond the standard library, so the Zero to
+JupyterHub export (pophub.z2jh.login_values) runs it on the organizer's machine as it is."""
 
 import html
 
@@ -74,9 +77,10 @@ def login_hint(settings):
 
 def refuse_reserved_names(settings):
     """A post_auth_hook that stops a login under a name from name_refusal with a page saying why."""
-    from tornado import web
 
     def hook(authenticator, handler, authentication):
+        from tornado import web
+
         reason = name_refusal(authentication["name"], settings)
         if reason is None:
             return authentication
@@ -118,7 +122,6 @@ def _native(c, settings, secrets):
     c.NativeAuthenticator.username_pattern = rf"^[^\n]{{1,{NAME_MAX}}}\Z"
     # Approval is the gate: whoever an admin approved (or who was listed) may log in.
     c.Authenticator.allow_all = True
-    patch_native_login_handler()
 
 
 class _NoStatsd:

@@ -59,6 +59,8 @@ def configure(c, settings, secrets):
     _hub(c, settings, secrets)
     _pages(c, settings)
     auth.configure(c, settings, secrets)
+    if settings["authenticator"] == "native":
+        auth.patch_native_login_handler()
     _servers(c, settings, secrets)
     _services(c, settings, secrets)
     if settings["teams"]:
