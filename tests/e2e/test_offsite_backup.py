@@ -7,57 +7,25 @@ stays. The box ends as the scenario left it: no off-box copy."""
 
 import json
 import os
-import re
 import subprocess
 import time
 
 import pytest
-from conftest import ROOT, box_exec, converge, event_inventory
+import sftp_server as sftp_server_module
+from conftest import BOX, ROOT, box_exec, converge, event_inventory
+from sftp_server import ACCOUNT, PORT
 from test_eventday import pophub
 
 SFTP = "pophub-test-sftp"
-ACCOUNT = "offsite"  # not "backup": Debian has that system account already
-PORT = 19422
 BACKUPS = "/var/backups/pophub"
-
-
-def gateway():
-    """The box's default gateway: this machine, as the box reaches it."""
-    return re.search(r"default via (\S+)", box_exec("ip", "-4", "route"))[1]
 
 
 @pytest.fixture(scope="module")
 def sftp_server(tmp_path_factory):
-    """OpenSSH in a container of its own, listening on this machine at the box's gateway, taking
-    one key for the account `backup`. Yields the inventory settings that point the box at it."""
-    keys = tmp_path_factory.mktemp("sftp-keys")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "pophub box", "-f", str(keys / "box")],
-                   check=True)  # fmt: skip
-    address = gateway()
-    script = (
-        "set -e; apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null; "
-        f"useradd --create-home {ACCOUNT}; install -d -o {ACCOUNT} -m 0700 /home/{ACCOUNT}/.ssh; "
-        f"install -o {ACCOUNT} -m 0600 /keys/box.pub /home/{ACCOUNT}/.ssh/authorized_keys; mkdir -p /run/sshd; "
-        f"exec /usr/sbin/sshd -D -e -p {PORT} -o ListenAddress={address} -o PasswordAuthentication=no"
-    )
-    subprocess.run(["docker", "rm", "-f", SFTP], capture_output=True)
-    subprocess.run(["docker", "run", "-d", "--name", SFTP, "--network", "host", "-v", f"{keys}:/keys:ro",
-                    "pophub-test/debian:bookworm", "bash", "-c", script], check=True, capture_output=True)  # fmt: skip
-    deadline = time.monotonic() + 300
-    while (scanned := box_exec("ssh-keyscan", "-p", str(PORT), address, check=False)).strip() == "":
-        running = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", SFTP], capture_output=True,
-                                 text=True)  # fmt: skip
-        logs = subprocess.run(["docker", "logs", SFTP], capture_output=True, text=True)
-        assert running.stdout.strip() == "true" and time.monotonic() < deadline, logs.stdout + logs.stderr
-        time.sleep(2)
-    yield {
-        "backup_offsite_repository": f"sftp://{ACCOUNT}@{address}:{PORT}//home/{ACCOUNT}/restic",
-        "backup_offsite_ssh_key": (keys / "box").read_text(),
-        "backup_offsite_known_hosts": scanned,
-        "backup_offsite_keep_daily": 2,
-        "key_file": keys / "box",
-    }
-    subprocess.run(["docker", "rm", "-f", SFTP], capture_output=True)
+    """The backup host (sftp_server.py), taking one key for its account. Yields the inventory
+    settings that point the box at it."""
+    yield sftp_server_module.start(BOX, SFTP, tmp_path_factory.mktemp("sftp-keys"))
+    sftp_server_module.stop(SFTP)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +33,7 @@ def offsite_box(sftp_server, tmp_path_factory):
     """The box converged (backup role only) with the SFTP server as its off-box repository, from an
     organizer's inventory; afterwards as the scenario's own converge leaves it (no off-box copy)."""
     inventory = event_inventory(tmp_path_factory.mktemp("offsite-inventory"))
-    settings = {k: v for k, v in sftp_server.items() if k.startswith("backup_")}
+    settings = {k: v for k, v in sftp_server.items() if k.startswith("backup_")} | {"backup_offsite_keep_daily": 2}
     extra = tmp_path_factory.mktemp("offsite-vars") / "vars.json"
     extra.write_text(json.dumps(settings))
     started = time.monotonic()
@@ -85,9 +53,8 @@ def restic_here(sftp_server, password_file, *argv):
     """restic on this machine, reading the box's repository on the SFTP server with the password
     the converge fetched here: what an organizer does when the box is gone."""
     repository = sftp_server["backup_offsite_repository"]
-    address = gateway()
     ssh = (f"ssh -i {sftp_server['key_file']} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-           f"-o BatchMode=yes -p {PORT} {ACCOUNT}@{address} -s sftp")  # fmt: skip
+           f"-o BatchMode=yes -p {PORT} {ACCOUNT}@{sftp_server['address']} -s sftp")  # fmt: skip
     return subprocess.run(
         ["restic", "--no-cache", "-o", f"sftp.command={ssh}", *argv],
         env={**os.environ, "RESTIC_REPOSITORY": repository, "RESTIC_PASSWORD_FILE": str(password_file)},

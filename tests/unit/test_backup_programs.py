@@ -142,11 +142,12 @@ def restore_run(tmp_path_factory):
     (good / "manifest.json").write_text("{}")
     (tmp / "not-a-backup").mkdir()
     cases = {"control": str(good), "empty": "", "no-manifest": str(tmp / "not-a-backup"), "missing": "/nonexistent"}
-    hosts = {
-        name: {"pophub_restore_from": path, "ansible_connection": "community.docker.docker",
-               "ansible_host": "pophub-no-such-box"}
-        for name, path in cases.items()
-    }
+    snapshots = {"snapshot-control": "latest", "snapshot-id": "3f2a9c1b", "snapshot-bad": "latest; rm -rf /",
+                 "both": "latest"}  # fmt: skip
+    where = {"ansible_connection": "community.docker.docker", "ansible_host": "pophub-no-such-box"}
+    hosts = {name: {"pophub_restore_from": path, **where} for name, path in cases.items()}
+    hosts |= {name: {"pophub_restore_snapshot": snapshot, **where} for name, snapshot in snapshots.items()}
+    hosts["both"]["pophub_restore_from"] = str(good)
     inventory = tmp / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"pophub": {"hosts": hosts}}))
     config = tmp / "ansible.cfg"
@@ -158,17 +159,31 @@ def restore_run(tmp_path_factory):
     return failures(json.loads(result.stdout))
 
 
-def test_a_real_backup_passes_the_check_and_only_then_is_the_box_reached(restore_run):
-    task, result = restore_run["control"]
+@pytest.mark.parametrize("case", ["control", "snapshot-control", "snapshot-id"])
+def test_a_real_backup_passes_the_check_and_only_then_is_the_box_reached(restore_run, case):
+    task, result = restore_run[case]
     assert result.get("unreachable"), (task, result)
     assert task == "Find the restore program"
 
 
-@pytest.mark.parametrize("case", ["empty", "no-manifest", "missing"])
+@pytest.mark.parametrize("case", ["no-manifest", "missing"])
 def test_a_bad_backup_path_is_refused_on_the_controller(restore_run, case):
     task, result = restore_run[case]
     assert task == "The backup is a complete one on this machine"
     assert "pophub_restore_from is" in result["msg"] and "playbooks/backup.yml fetched" in result["msg"]
+
+
+@pytest.mark.parametrize(("case", "said"), [("empty", "not neither"), ("both", "not both")])
+def test_one_backup_must_be_named(restore_run, case, said):
+    task, result = restore_run[case]
+    assert task == "One backup is named"
+    assert all(part in result["msg"] for part in ("pophub_restore_from", "pophub_restore_snapshot", said))
+
+
+def test_a_snapshot_that_is_neither_latest_nor_an_id_is_refused(restore_run):
+    task, result = restore_run["snapshot-bad"]
+    assert task == "The snapshot is latest or an id"
+    assert "pophub_restore_snapshot is 'latest; rm -rf /': set it to latest or to a snapshot id" in result["msg"]
 
 
 # --- The off-box copy: real restic, against a repository in a local directory -------------------------
@@ -217,6 +232,55 @@ def test_each_backup_goes_off_the_box_and_the_repository_keeps_the_retention(tmp
                    capture_output=True)  # fmt: skip
     copy = restored / second.relative_to("/")
     assert {p.name: p.read_bytes() for p in copy.iterdir()} == {p.name: p.read_bytes() for p in second.iterdir()}
+
+
+def sent_backup(tmp_path, offsite, name, content):
+    """A backup directory on the old box, sent to the repository; returns it and its snapshot id."""
+    made = tmp_path / "old-box/var/backups/pophub" / name
+    made.mkdir(parents=True)
+    (made / "db-event.dump").write_bytes(content)
+    (made / "manifest.json").write_text(json.dumps({"name": name}))
+    return made, backup.send_offsite(offsite, made)
+
+
+@needs_restic
+def test_a_rebuilt_box_fetches_a_backup_from_the_repository_alone(tmp_path):
+    offsite = offsite_settings(tmp_path, tmp_path / "repository")
+    _, first_id = sent_backup(tmp_path, offsite, "20261201T030000Z-nightly", os.urandom(50_000))
+    second, second_id = sent_backup(tmp_path, offsite, "20261202T030000Z-nightly", os.urandom(50_000))
+    files = {p.name: p.read_bytes() for p in second.iterdir()}
+    shutil.rmtree(tmp_path / "old-box")  # the old box is gone
+    root = tmp_path / "new-box"
+    root.mkdir()
+    # By the first characters of its id, in either case; nothing but the backup is left behind.
+    fetched = backup.fetch_offsite(offsite, root, second_id[:8].upper())
+    assert fetched == root / second.name and [p.name for p in root.iterdir()] == [second.name]
+    assert {p.name: p.read_bytes() for p in fetched.iterdir()} == files
+    # latest is the same one, now on the box: used as it is.
+    assert backup.fetch_offsite(offsite, root, "latest") == fetched
+    # The retention (one a day) forgot the first: it is refused, not half fetched.
+    with pytest.raises(backup.OffsiteFailed, match=f"no snapshot .*'{first_id[:8]}'"):
+        backup.fetch_offsite(offsite, root, first_id[:8])
+    assert [p.name for p in root.iterdir()] == [second.name]
+    shutil.rmtree(fetched)
+    assert backup.fetch_offsite(offsite, root, "latest") == fetched and (fetched / "db-event.dump").is_file()
+
+
+@needs_restic
+def test_a_snapshot_that_is_not_there_is_refused_with_the_ids_that_are(tmp_path):
+    offsite = offsite_settings(tmp_path, tmp_path / "repository")
+    _, snapshot = sent_backup(tmp_path, offsite, "20261201T030000Z-nightly", b"dump")
+    root = tmp_path / "new-box"
+    root.mkdir()
+    refused = f"no snapshot .* match pophub_restore_snapshot 'deadbeef'.*{snapshot[:8]}"
+    with pytest.raises(backup.OffsiteFailed, match=refused):
+        backup.fetch_offsite(offsite, root, "deadbeef")
+    assert list(root.iterdir()) == []
+    with pytest.raises(backup.OffsiteFailed, match="this box has no off-box repository: set backup_offsite_repository"):
+        backup.fetch_offsite({}, root, "latest")
+    Path(offsite["password_file"]).write_text("not the password\n")
+    with pytest.raises(backup.OffsiteFailed, match="does not open with this box's password"):
+        backup.fetch_offsite(offsite, root, "latest")
 
 
 @needs_restic
