@@ -46,6 +46,11 @@ class Participant:
         except (HubError, requests.RequestException) as error:
             raise PhaseFailed("login", str(error)) from error
 
+    def mistype(self, wrong_password):
+        """A wrong password in the login form: the hub's answer (the form again, 403, when all is well)."""
+        with self._phase("mistype"):
+            return self.client.post_login(wrong_password)
+
     def spawn(self):
         with self._phase("spawn"):
             deadline = time.monotonic() + self.timeout

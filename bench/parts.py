@@ -3,6 +3,7 @@ Every loop is bounded in count and in time; traffic goes to 127.0.0.1 and the bo
 
 import collections
 import json
+import re
 import shutil
 import signal
 import statistics
@@ -262,6 +263,143 @@ def session_load(ctx, levels, limit=600):
         })  # fmt: skip
         ctx.log(f"    {len(failed)} failed; p95 login {phases['login']['p95']} s, "
                 f"p95 first result {phases['first_result']['p95']} s; hub CPU max {cpu.stats()['hub']['max']}")
+    return results
+
+
+# --- a room arriving -------------------------------------------------------------------------
+WRONG_PASSWORD = "not-the-event-password"
+
+
+def wave_arrival(ctx, name, arrives_at, mistypes):
+    """One participant of the room: arrives at `arrives_at` (monotonic), types a wrong password
+    `mistypes` times, logs in, presses Start and runs `print(5 * 4)`. Every answer that is neither
+    the page they asked for nor the login form again (for a wrong password) is an error page: a
+    429 to Start counts, and the participant presses Start again 2 s later, as people do."""
+    time.sleep(max(0.0, arrives_at - time.monotonic()))
+    participant = Participant(ctx.hub_url, name, ctx.cafile)
+    out = {"user": name, "error_pages": [], "error": None}
+    try:
+        for _ in range(mistypes):
+            answer = participant.mistype(WRONG_PASSWORD)
+            # JupyterHub answers a wrong password with the form again, status 403, and a sentence.
+            if answer.status_code != 403 or "Invalid username or password" not in answer.text:
+                out["error_pages"].append(f"a wrong password answered {answer.status_code}")
+        participant.login(ctx.password)
+        participant.spawn()
+        participant.run_cell("print(5 * 4)", "20")
+    except PhaseFailed as failed:
+        out["error"] = {"phase": failed.phase, "message": str(failed)[:300]}
+        out["error_pages"].append(str(failed)[:300])
+    out["error_pages"] += ["the start request answered 429"] * participant.throttled
+    times = dict(participant.times)
+    if all(phase in times for phase in ("spawn", "kernel", "cell")):
+        times["first_result"] = times["spawn"] + times["kernel"] + times["cell"]
+    out["times"] = times
+    return out
+
+
+def core_seconds(samples, key):
+    """CPU a sampler's series adds up to, in core-seconds (each sample covers the time since the last)."""
+    total, last = 0.0, None
+    for sample in samples:
+        if key in sample and last is not None:
+            total += sample[key] * (sample["t"] - last)
+        last = sample["t"]
+    return round(total, 1)
+
+
+def mib(text):
+    """One of docker's sizes (0B, 12.3kB, 1.2GB, 45.6MiB) in MiB."""
+    found = re.fullmatch(r"\s*([\d.]+)\s*([kMG]?i?B)\s*", text)
+    if not found:
+        return None
+    factor = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}[found[2]]
+    return round(float(found[1]) * factor / 1024**2, 2)
+
+
+def room_footprint(ctx, names):
+    """Memory of the room's running servers (docker stats) and the disk each participant adds:
+    their home volume and their container's own layer."""
+    by_user = {}
+    for container in ctx.box.user_containers():
+        found = json.loads(ctx.box.exec("docker", "inspect", container))[0]
+        user = next((e.split("=", 1)[1] for e in found["Config"]["Env"] if e.startswith("JUPYTERHUB_USER=")), None)
+        if user in names:
+            by_user[user] = found
+    stats = {}
+    if by_user:
+        ids = [c["Id"][:12] for c in by_user.values()]
+        found = ctx.box.exec("docker", "stats", "--no-stream", "--format", "{{.ID}} {{.MemUsage}}", *ids)
+        for line in found.splitlines():
+            ident, usage = line.split(" ", 1)
+            stats[ident] = mib(usage.split("/")[0])
+    sizes = {}
+    for line in ctx.box.exec("docker", "ps", "--size", "--format", "{{.ID}}\t{{.Size}}").splitlines():
+        ident, size = line.split("\t")
+        sizes[ident] = mib(size.split("(")[0])
+    homes = []
+    for found in by_user.values():
+        for mount in found["Mounts"]:
+            if mount.get("Type") == "volume" and mount["Name"].startswith("pophub-home-"):
+                homes.append(int(ctx.box.exec("du", "-sk", mount["Source"]).split()[0]) / 1024)
+    return {
+        "servers": len(by_user),
+        "memory_mib": summary([value for value in stats.values() if value is not None]),
+        "container_layer_mib": summary([sizes[c["Id"][:12]] for c in by_user.values() if c["Id"][:12] in sizes]),
+        "home_mib": summary([round(h, 2) for h in homes]),
+    }
+
+
+def wave(ctx, levels, spread=10.0, limit=600):
+    """The room: N participants arriving within `spread` seconds (evenly), a tenth of them
+    mistyping the password twice first. Counts error pages (none is the goal), times login and
+    Start-to-first-result, adds up the CPU each part of the box spent per participant, then reads
+    the memory and disk of the room's servers before stopping them."""
+    import resource
+
+    results = []
+    for level in levels:
+        names = [f"bench-w{level:02d}-{index:02d}" for index in range(level)]
+        ctx.log(f"  {level} participants arriving within {spread:.0f} s")
+        client_before = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.monotonic()
+        with CpuSampler(ctx, f"wave{level}", limit + 60) as cpu, ThreadPoolExecutor(max_workers=level) as pool:
+            # Evenly over the spread; every tenth arrival mistypes the password twice first.
+            futures = [pool.submit(wave_arrival, ctx, name, started + spread * index / max(1, level - 1),
+                                   2 if index % 10 == 9 else 0) for index, name in enumerate(names)]  # fmt: skip
+            sessions = [future.result(timeout=limit + 120) for future in futures]
+        wall = time.monotonic() - started
+        client_after = resource.getrusage(resource.RUSAGE_SELF)
+        client = (client_after.ru_utime + client_after.ru_stime) - (client_before.ru_utime + client_before.ru_stime)
+        time.sleep(5)  # the servers settle to idle before their memory is read
+        room = room_footprint(ctx, set(names))
+        with_kernel = []
+        for session in sessions[:3]:
+            if session["error"] is None:
+                user = ctx.participant(session["user"])
+                with user.client.kernel(timeout=120) as kernel:
+                    kernel.run("print(5 * 4)")
+                    with_kernel.append(room_footprint(ctx, {session["user"]})["memory_mib"]["median"])
+        ctx.stop_servers(names)
+        spent = {key: core_seconds(cpu.samples, key)
+                 for key in ("machine_busy_cores", "hub", "proxy", "nginx", "postgresql")}  # fmt: skip
+        spent["bench_client"] = round(client, 1)
+        services = sum(spent[key] for key in ("hub", "proxy", "nginx", "postgresql", "bench_client"))
+        spent["user_servers_and_docker"] = round(spent["machine_busy_cores"] - services, 1)
+        phases = {phase: summary([s["times"][phase] for s in sessions if phase in s["times"]])
+                  for phase in ("mistype", "login", "spawn", "kernel", "cell", "first_result")}  # fmt: skip
+        error_pages = [page for s in sessions for page in s["error_pages"]]
+        results.append({
+            "users": level, "spread_seconds": spread, "mistyping": sum(1 for i in range(level) if i % 10 == 9),
+            "wall_seconds": round(wall, 1), "phases": phases,
+            "got_result": sum(1 for s in sessions if "first_result" in s["times"]),
+            "error_pages": len(error_pages), "error_page_kinds": dict(collections.Counter(error_pages).most_common(8)),
+            "failed_starts": sum(1 for s in sessions if s["error"] and s["error"]["phase"] == "spawn"),
+            "core_seconds": spent, "cpu": cpu.stats(), "room": room,
+            "memory_with_kernel_mib": summary(with_kernel),
+        })  # fmt: skip
+        ctx.log(f"    {results[-1]['got_result']}/{level} got a result, {len(error_pages)} error pages; "
+                f"p95 login {phases['login']['p95']} s, p95 first result {phases['first_result']['p95']} s")
     return results
 
 

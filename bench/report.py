@@ -18,6 +18,7 @@ GOALS = {
     "first_result_p95": 30.0,
     "tls_over_direct": 0.8,
     "hub_kill_seconds": 15,
+    "wave_users": (30, 50),
 }
 
 
@@ -60,6 +61,19 @@ def goals_table(results):
         rows.append((f"{level['users']} participants: p95 Start to first cell result",
                      fmt(phases["first_result"]["p95"], " s"), f"<= {GOALS['first_result_p95']} s",
                      verdict((phases["first_result"]["p95"] or 1e9) <= GOALS["first_result_p95"])))
+    for level in results.get("wave", []):
+        if level["users"] not in GOALS["wave_users"]:
+            continue
+        n, phases = level["users"], level["phases"]
+        rows.append((f"Room of {n} within {level['spread_seconds']:.0f} s: got a result",
+                     f"{level['got_result']} of {n}", f"{n} of {n}", verdict(level["got_result"] == n)))
+        rows.append((f"Room of {n}: error pages", str(level["error_pages"]), "0", verdict(level["error_pages"] == 0)))
+        if n == GOALS["load_users"]:
+            rows.append((f"Room of {n}: p95 login", fmt(phases["login"]["p95"], " s"), f"<= {GOALS['login_p95']} s",
+                         verdict((phases["login"]["p95"] or 1e9) <= GOALS["login_p95"])))
+            rows.append((f"Room of {n}: p95 Start to first result", fmt(phases["first_result"]["p95"], " s"),
+                         f"<= {GOALS['first_result_p95']} s",
+                         verdict((phases["first_result"]["p95"] or 1e9) <= GOALS["first_result_p95"])))
     data = results.get("data_path")
     if data:
         rows.append(("Data path: TLS req/s / direct req/s",
@@ -130,6 +144,21 @@ def plots(results, outdir):
         right.legend(fontsize=7)
         save(fig, "load.png")
 
+    wave = results.get("wave")
+    if wave:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        users = [level["users"] for level in wave]
+        for phase in ("login", "first_result"):
+            ax.plot(users, [level["phases"][phase]["p95"] for level in wave], marker="o", label=f"{phase} p95")
+        ax.plot(users, [level["phases"]["first_result"]["median"] for level in wave], marker=".", linestyle=":",
+                label="first_result median")
+        ax.axhline(GOALS["first_result_p95"], color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel(f"participants arriving within {wave[0]['spread_seconds']:.0f} s")
+        ax.set_ylabel("seconds")
+        ax.set_title("A room arriving: login and Start to first result")
+        ax.legend(fontsize=7)
+        save(fig, "wave.png")
+
     data = results.get("data_path")
     if data:
         fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2))
@@ -166,6 +195,87 @@ def plots(results, outdir):
         ax.legend(fontsize=7)
         save(fig, "footprint.png")
     return made
+
+
+def per_participant(level):
+    """Core-seconds one arriving participant cost the box (the bench client's own CPU left out)."""
+    spent = level["core_seconds"]
+    return (spent["machine_busy_cores"] - spent["bench_client"]) / level["users"]
+
+
+def wave_section(results, wave):
+    cores = results["machine"]["nproc"]
+    out = ["## A room arriving", ""]
+    add = out.append
+    add(f"Each participant arrives at their moment within {wave[0]['spread_seconds']:.0f} s (evenly spread), "
+        "every tenth types a wrong password twice first, then logs in through the form, presses Start (a 429 "
+        "answer is an error page; they press again after 2 s), and runs `print(5 * 4)` in a new kernel. An error "
+        "page is any answer a person would see as one: a 429, a failed start, a wrong password answered with "
+        "anything but the login form again. CPU is what the whole machine was busy for during the wave, in "
+        "core-seconds per participant, split by process tree; `user servers + Docker` is the rest of the machine "
+        "(the containers, dockerd, containerd), with the bench client's own CPU (TLS, threads) left out. The "
+        "ratio is the first-result p95 over the CPU floor of the room: N x (core-seconds per participant) / cores.")
+    add("")
+    add("| Users | Wall | Got a result | Error pages | Failed starts | login p50/p95 | first result p50/p95 | "
+        "core-s per participant | of which user servers + Docker / hub / PostgreSQL / nginx / proxy | "
+        "p95 / CPU floor |")
+    add("|---|---|---|---|---|---|---|---|---|---|")
+    for level in wave:
+        n, phases, spent = level["users"], level["phases"], level["core_seconds"]
+        cost = per_participant(level)
+        floor = n * cost / cores
+        p95 = phases["first_result"]["p95"]
+        split = " / ".join(f"{spent[key] / n:.2f}" for key in ("user_servers_and_docker", "hub", "postgresql",
+                                                                "nginx", "proxy"))  # fmt: skip
+        add(f"| {n} | {level['wall_seconds']:.0f} s | {level['got_result']} | {level['error_pages']} | "
+            f"{level['failed_starts']} | {fmt(phases['login']['median'])} / {fmt(phases['login']['p95'])} | "
+            f"{fmt(phases['first_result']['median'])} / {fmt(p95)} | {cost:.2f} | {split} | "
+            f"{fmt(p95 / floor if p95 and floor else None)} ({fmt(floor, ' s')}) |")
+    add("")
+    for level in wave:
+        if level["error_page_kinds"]:
+            add(f"- {level['users']} users, error pages: "
+                + "; ".join(f"{kind} ({count})" for kind, count in level["error_page_kinds"].items()))
+    add("")
+    out.extend(sizing_section(results, wave))
+    return out
+
+
+def sizing_section(results, wave):
+    """What an organizer needs to choose a VM, from this run's figures alone."""
+    cores = results["machine"]["nproc"]
+    largest = max(wave, key=lambda level: level["users"])
+    p95 = largest["phases"]["first_result"]["p95"]
+    if not p95 or largest["got_result"] == 0:
+        return ["## Sizing", "", "No sizing: the largest room got no results.", ""]
+    # How the p95 grew with the room on these cores: seconds of p95 per participant per core.
+    per_core_seconds = p95 * cores / largest["users"]
+    idle = largest["room"]["memory_mib"]["median"]
+    with_kernel = largest["memory_with_kernel_mib"]["median"] or idle
+    disk = (largest["room"]["home_mib"]["median"] or 0) + (largest["room"]["container_layer_mib"]["median"] or 0)
+    services = (results.get("footprint") or {}).get("services")
+    base = sum(tree["rss_mib"] for tree in services.values()) if services else None
+    out = ["## Sizing", ""]
+    add = out.append
+    add(f"From the room of {largest['users']} above, on {cores} cores: each arriving participant cost "
+        f"{per_participant(largest):.2f} core-seconds, and the first-result p95 was {p95:.1f} s, "
+        f"{per_core_seconds:.2f} s per participant per core. A server with one kernel open holds "
+        f"{fmt(with_kernel)} MiB ({fmt(idle)} MiB with none), plus what the participant's own work loads; "
+        f"each participant adds {disk:.1f} MiB of disk (their home as the image's skeleton makes it, and their "
+        "container's own layer), plus their files. "
+        + (f"The box's own services hold {base:.0f} MiB (RSS, at idle). " if base else "")
+        + "Rows assume the whole room arrives within the same seconds (the hard case; a room that trickles in "
+        "needs less CPU), and the p95 to grow in proportion to the room per core, as it did here.")
+    add("")
+    add("| Room arriving at once | cores for p95 <= 30 s | cores for p95 <= 60 s | memory (servers with a kernel, "
+        "+ services) | disk (+ the image) |")
+    add("|---|---|---|---|---|")
+    for room in (30, 50, 100, 200):
+        need = [max(1, -(-room * per_core_seconds // target)) for target in (30, 60)]
+        memory = room * with_kernel + (base or 0)
+        add(f"| {room} | {need[0]:.0f} | {need[1]:.0f} | {memory / 1024:.1f} GiB | {room * disk:.0f} MiB |")
+    add("")
+    return out
 
 
 def markdown(results, images, findings=""):
@@ -303,6 +413,9 @@ def markdown(results, images, findings=""):
                     + ". Including callees: "
                     + "; ".join(f"`{f['frame']}` {f['percent']}%" for f in prof["inclusive"][:6]) + ".")
             add("")
+    wave = results.get("wave")
+    if wave:
+        lines.extend(wave_section(results, wave))
     data = results.get("data_path")
     if data:
         add("## Data path")
