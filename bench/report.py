@@ -265,13 +265,15 @@ def sizing_section(results, wave):
         "container's own layer), plus their files. "
         + (f"The box's own services hold {base:.0f} MiB (RSS, at idle). " if base else "")
         + "Rows assume the whole room arrives within the same seconds (the hard case; a room that trickles in "
-        "needs less CPU), and the p95 to grow in proportion to the room per core, as it did here.")
+        "needs less CPU), and the p95 to grow in proportion to the room per core, as it did here. No row asks for "
+        f"fewer than {cores} cores, the size measured: below it the box's own services (hub, proxy, PostgreSQL, "
+        "Docker) would compete with the starts, which this run did not measure.")
     add("")
     add("| Room arriving at once | cores for p95 <= 30 s | cores for p95 <= 60 s | memory (servers with a kernel, "
         "+ services) | disk (+ the image) |")
     add("|---|---|---|---|---|")
     for room in (30, 50, 100, 200):
-        need = [max(1, -(-room * per_core_seconds // target)) for target in (30, 60)]
+        need = [max(cores, -(-room * per_core_seconds // target)) for target in (30, 60)]
         memory = room * with_kernel + (base or 0)
         add(f"| {room} | {need[0]:.0f} | {need[1]:.0f} | {memory / 1024:.1f} GiB | {room * disk:.0f} MiB |")
     add("")
