@@ -4,6 +4,7 @@ Also what it cost in bytes, a figure for a room on one venue connection."""
 
 import base64
 import hashlib
+import json
 import shutil
 import tarfile
 import time
@@ -49,6 +50,8 @@ def browser(cafile, tmp_path_factory):
         f"--ignore-certificate-errors-spki-list={spki_pin(cafile)}",
     ):
         options.add_argument(argument)
+    # Chromium's network events, to count what crossed the wire (wire_bytes).
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     downloads = tmp_path_factory.mktemp("downloads")
     options.add_experimental_option(
         "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
@@ -58,6 +61,19 @@ def browser(cafile, tmp_path_factory):
     driver.downloads = downloads
     yield driver
     driver.quit()
+
+
+def wire_bytes(driver):
+    """Bytes received over the network since the last call, every page and request together (the
+    login form, the redirects, the hub's pages, JupyterLab and its static files), as Chromium counts
+    them: compressed, headers included, and nothing for what came from its cache."""
+    entries = driver.get_log("performance")
+    received = 0
+    for entry in entries:
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.loadingFinished":
+            received += message["params"]["encodedDataLength"]
+    return received
 
 
 def wait(driver, timeout=120):
@@ -76,6 +92,7 @@ class Waiting(WebDriverWait):
 
 
 def test_a_participant_logs_in_gets_jupyterlab_and_runs_a_cell(browser, hub_url, hub_user):
+    wire_bytes(browser)
     started = time.monotonic()
     browser.get(f"{hub_url}/hub/login")
     assert browser.title == SETTINGS["jupyterhub_event_name"]
@@ -120,14 +137,22 @@ def test_a_participant_logs_in_gets_jupyterlab_and_runs_a_cell(browser, hub_url,
         assert meter
         status = browser.find_element(By.ID, "jp-main-statusbar").text
         assert "1024" in status or "1.00 GB" in status or "1 GB" in status, status
-        received = browser.execute_script(
-            "return performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))"
-            ".reduce((sum, entry) => sum + (entry.transferSize || 0), 0)"
-        )
+        first_visit = wire_bytes(browser)
+        # The participant comes back (a reload, as after a lost connection): JupyterLab's static
+        # files come from the browser's cache, so little crosses the venue's Wi-Fi again.
+        browser.refresh()
+        wait(browser, 90).until(seen.text_to_be_present_in_element((By.ID, "jp-main-statusbar"), "Idle"))
+        time.sleep(2)  # what JupyterLab asks for once it is up (its settings, the kernel list)
+        repeat_visit = wire_bytes(browser)
         print(
             f"\nbrowser: JupyterLab's launcher {lab_at:.1f} s after the login page, a cell's result at "
-            f"{result_at:.1f} s; JupyterLab's page and all it loaded: {received / 1e6:.2f} MB on the wire"
+            f"{result_at:.1f} s; received {first_visit / 1e6:.2f} MB from the login page to the result, "
+            f"{repeat_visit / 1e6:.2f} MB for a reload of JupyterLab"
         )
+        # Bytes, not time: a goal that a slow machine cannot miss. A room of 50 on one venue
+        # connection fetches this 50 times in the first minutes.
+        assert first_visit <= 2_000_000, f"the first visit received {first_visit} bytes"
+        assert repeat_visit <= 300_000, f"a reload received {repeat_visit} bytes"
     finally:
         hub_user(NAME).stop_server()
 
