@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 BOXTOOL = Path(__file__).resolve().parent / "boxtool.py"
@@ -21,6 +22,14 @@ class Box:
         self.name = name
         self.port = port
         self.url = f"https://localhost:{port}"
+
+    def use_public_name(self):
+        """Reach the box by the name its hub was given (pophub_domain), at the mapped port: needed
+        when servers are at names under it (per-user subdomains, alice.pophub.localhost)."""
+        settings = json.loads(self.exec("cat", "/etc/jupyterhub/pophub-hub.json"))
+        name = urlsplit(settings["public_url"]).hostname
+        if name:
+            self.url = f"https://{name}:{self.port}"
 
     # --- the container ---------------------------------------------------------------------
     def create(self, volume):

@@ -54,6 +54,8 @@ def load_threads(args, concurrency, max_requests):
     parts = urlsplit(args.url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     headers = {"Authorization": f"token {args.token}"}
+    if args.host:
+        headers["Host"] = args.host  # a server at a name of its own (per-user subdomains)
     context = None
     if parts.scheme == "https":
         # Verified as a browser would: the box's certificate names 127.0.0.1 too.
@@ -310,6 +312,7 @@ def main():
     p.add_argument("url")
     p.add_argument("--token", required=True)
     p.add_argument("--cafile", default="")
+    p.add_argument("--host", default="", help="the Host header, when the URL names the box by address")
     p.add_argument("--concurrency", type=int, default=10)
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--duration", type=float, default=15)

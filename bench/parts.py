@@ -13,7 +13,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from participant import PHASES, Participant, PhaseFailed, session_flow
@@ -440,11 +440,13 @@ def data_path(ctx, user, duration, concurrency=10, rounds=4):
     the proxy, both generated inside the box, in alternating rounds. The ratio is the median of
     each round's TLS figure over the direct one next to it: on a shared machine the load of the
     neighbours drifts within a minute, and a pair of neighbouring rounds sees the same drift."""
-    path = f"/user/{quote(user.name)}/api/status"
+    server = urlsplit(user.client.server_url())
+    path = f"{server.path}api/status"
     cafile_in_box = "/etc/pophub/tls/selfsigned.crt"
+    # By address, with the server's name as Host: the proxy routes by it with per-user subdomains.
     targets = {
-        "tls": ["load", f"https://127.0.0.1:443{path}", "--cafile", cafile_in_box],
-        "direct": ["load", f"http://127.0.0.1:8000{path}"],
+        "tls": ["load", f"https://127.0.0.1:443{path}", "--cafile", cafile_in_box, "--host", server.netloc],
+        "direct": ["load", f"http://127.0.0.1:8000{path}", "--host", server.netloc],
     }
     runs = {name: [] for name in targets}
     for _ in range(rounds):
@@ -472,7 +474,7 @@ class Prober:
     a thread, for the length of a `with` block."""
 
     def __init__(self, ctx, user, interval=0.1):
-        self.url = f"{ctx.hub_url}/user/{quote(user.name)}/api/status"
+        self.url = f"{user.client.server_url()}api/status"
         self.session = requests.Session()
         self.session.trust_env = False
         self.session.verify = ctx.cafile

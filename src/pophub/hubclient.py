@@ -7,6 +7,7 @@ the hub answers that a participant would see as a failure raises HubError, with 
 says what was asked and what came back."""
 
 import json
+import socket
 import time
 import uuid
 from contextlib import contextmanager
@@ -14,6 +15,24 @@ from urllib.parse import quote
 
 import requests
 import websocket
+
+
+def resolve_localhost_names():
+    """Resolve every name under .localhost to the loopback, as RFC 6761 asks and as browsers do
+    (Chromium, Firefox) but Debian's resolver without nss-myhostname does not. A test box with
+    per-user subdomains is reached at alice.pophub.localhost; other names are resolved as before."""
+    if getattr(socket.getaddrinfo, "pophub_localhost", False):
+        return
+    system = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else host
+        if isinstance(name, str) and name.lower().rstrip(".").endswith(".localhost"):
+            host = "localhost"
+        return system(host, *args, **kwargs)
+
+    getaddrinfo.pophub_localhost = True
+    socket.getaddrinfo = getaddrinfo
 
 
 class HubError(Exception):
@@ -101,6 +120,7 @@ class HubClient:
         self.session = _session(self.verify)
         self.token_session = _session(self.verify)
         self.token = None
+        self._server_url = None  # where the user's server answers, learned from the hub's model
         if token:
             self.use_token(token)
 
@@ -215,8 +235,23 @@ class HubClient:
 
     def server_of(self, owner, method, path, **kwargs):
         """A request to the Jupyter API of `owner`'s server, with this user's token."""
-        url = f"{self.hub_url}/user/{quote(owner)}/api{path}"
+        url = f"{self.server_url(owner)}api{path}"
         return self.token_session.request(method, url, timeout=self.timeout, **kwargs)
+
+    def server_url(self, owner=None):
+        """Where `owner`'s server (this user's by default) answers, ending in /: under the hub's
+        name, or with per-user subdomains under its own, as the hub's model of this user says."""
+        owner = owner or self.name
+        if owner == self.name:
+            if self._server_url is None:
+                url = (self.server_model() or {}).get("url", "")
+                if url.startswith("https://"):
+                    self._server_url = url
+                elif url:
+                    self._server_url = f"{self.hub_url}{url}"
+            if self._server_url:
+                return self._server_url
+        return f"{self.hub_url}/user/{quote(owner)}/"
 
     @contextmanager
     def kernel(self, timeout=60):
@@ -226,9 +261,7 @@ class HubClient:
             raise HubError(f"starting a kernel answered {started.status_code}: {started.text[:300]}")
         kernel_id = started.json()["id"]
         try:
-            ws_url = self.hub_url.replace("https://", "wss://", 1) + (
-                f"/user/{quote(self.name)}/api/kernels/{kernel_id}/channels"
-            )
+            ws_url = self.server_url().replace("https://", "wss://", 1) + f"api/kernels/{kernel_id}/channels"
             ws = websocket.create_connection(
                 ws_url,
                 header=[f"Authorization: token {self.token}"],

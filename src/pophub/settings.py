@@ -493,6 +493,29 @@ def rules(settings, taken_ports=None):
             f"'{s['nginx_letsencrypt_email']}') and pophub_domain set to a public DNS name that points at this box "
             f"(now '{domain}').",
         )
+    if s["pophub_user_subdomains"]:
+        domain = s["pophub_domain"]
+        need(
+            domain.count(".") >= 1 and not re.fullmatch(r"[0-9.]+", domain) and ":" not in domain,
+            f"pophub_user_subdomains is true, which serves each participant at a name under pophub_domain "
+            f"(alice.{domain}), but '{domain}' is an address or a single label, under which browsers accept no "
+            "wildcard certificate: set pophub_domain to a DNS name of two labels or more, such as hub.example.org "
+            "(with a DNS record *.hub.example.org for this box), or pophub_user_subdomains to false.",
+        )
+        need(
+            s["nginx_tls_mode"] != "letsencrypt",
+            f"pophub_user_subdomains is true, which needs a certificate for *.{domain}, and nginx_tls_mode "
+            "'letsencrypt' cannot get one (Let's Encrypt issues wildcards only over DNS, which pophub does not "
+            "drive): set nginx_tls_mode to 'provided' with a wildcard certificate of yours, or to 'selfsigned', or "
+            "pophub_user_subdomains to false.",
+        )
+        if s["nginx_tls_mode"] == "provided" and s["nginx_tls_certificate"]:
+            need(
+                certificate_covers(s["nginx_tls_certificate"], f"*.{domain}") is not False,
+                f"pophub_user_subdomains is true, but the certificate in nginx_tls_certificate "
+                f"('{s['nginx_tls_certificate']}') does not cover *.{domain}: use a wildcard certificate for "
+                f"{domain} and *.{domain}, or set pophub_user_subdomains to false.",
+            )
     both = sorted(set(s["jupyterhub_admin_users"]) & set(s["jupyterhub_blocked_users"]))
     need(
         not both,
@@ -609,6 +632,21 @@ def rules(settings, taken_ports=None):
         "and /srv/pophub/shared.",
     )
     return found
+
+
+def certificate_covers(path, name):
+    """Whether the PEM certificate at `path` names `name` (a DNS name, or a wildcard such as
+    *.hub.example.org) among its subject alternative names; None when it cannot be read here."""
+    try:
+        from cryptography import x509  # ansible-core's own dependency
+    except ImportError:
+        return None
+    try:
+        certificate = x509.load_pem_x509_certificate(Path(path).read_bytes())
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return None
+    return name.lower() in {dns.lower() for dns in names.get_values_for_type(x509.DNSName)}
 
 
 def read_users_file(path):

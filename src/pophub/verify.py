@@ -23,7 +23,7 @@ from urllib.parse import quote, urlsplit
 import requests
 import websocket
 
-from pophub.hubclient import HubClient, HubError
+from pophub.hubclient import HubClient, HubError, resolve_localhost_names
 
 POSTGIS_CELL = """
 import psycopg
@@ -105,6 +105,7 @@ def main(argv=None):
     parser.add_argument("--min-certificate-days", type=int, default=14)
     parser.add_argument("--spawn-timeout", type=int, default=300)
     args = parser.parse_args(argv)
+    resolve_localhost_names()  # a test box with per-user subdomains: alice.pophub.localhost
     with open(args.token_file) as token:
         verifier = Verifier(args.url, token.read().strip(), args.user, args.cafile)
     checks = [

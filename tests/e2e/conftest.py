@@ -11,14 +11,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pophub.hubclient import HubClient
+from pophub.hubclient import HubClient, resolve_localhost_names
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = yaml.safe_load((ROOT / "molecule/default/group_vars/pophub.yml").read_text())
 BOX = os.environ.get("POPHUB_TEST_BOX", "pophub-molecule-debian12")
 PORT = int(os.environ.get("POPHUB_TEST_PORT", "18443"))
 # The Molecule scenario that made BOX, for re-converges (debian13 for pophub-molecule-debian13).
 SCENARIO = os.environ.get("POPHUB_TEST_SCENARIO", "default")
+# The test event's settings as BOX has them: every scenario's group_vars, then BOX's own host_vars
+# (box B is reached at pophub.localhost and serves each user at a name under it).
+SETTINGS = yaml.safe_load((ROOT / "molecule/default/group_vars/pophub.yml").read_text())
+HOST_VARS = ROOT / "molecule" / SCENARIO / "host_vars" / f"{BOX}.yml"
+if HOST_VARS.exists():
+    SETTINGS.update(yaml.safe_load(HOST_VARS.read_text()))
+# Names under .localhost (pophub.localhost, alice.pophub.localhost) reach this machine's loopback.
+resolve_localhost_names()
 
 
 def pytest_collection_modifyitems(items):
@@ -90,7 +97,7 @@ def settings():
 
 @pytest.fixture(scope="session")
 def hub_url():
-    return f"https://localhost:{PORT}"
+    return f"https://{SETTINGS['pophub_domain']}:{PORT}"
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ a real container spawned by DockerSpawner, and a real query to PostGIS."""
 
 import uuid
 
-from conftest import box_exec, server_processes, user_containers
+from conftest import SETTINGS, box_exec, server_processes, user_containers
 
 from pophub.hubclient import HubClient
 
@@ -70,7 +70,7 @@ def test_plain_http_is_sent_to_https():
     headers = box_exec("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "http://localhost/hub/")
     code, location = headers.split(" ", 1)
     assert code == "301"
-    assert location.startswith("https://localhost")
+    assert location.startswith(f"https://{SETTINGS['pophub_domain']}")
 
 
 def test_the_self_signed_box_sends_no_hsts(hub_url, cafile):

@@ -114,6 +114,8 @@ def test_a_participant_logs_in_gets_jupyterlab_and_runs_a_cell(browser, hub_url,
     )
     lab_at = time.monotonic() - started
     assert f"/user/{NAME}/lab" in browser.current_url
+    if SETTINGS.get("pophub_user_subdomains"):  # box B: the server at a name of its own
+        assert browser.current_url.startswith(f"https://{NAME}.{SETTINGS['pophub_domain']}:"), browser.current_url
     try:
         launcher.click()
         # JupyterLab may first ask which kernel (its default already picked): the participant accepts.

@@ -10,12 +10,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pophub.hubclient import HubClient
+from pophub.hubclient import HubClient, resolve_localhost_names
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = yaml.safe_load((ROOT / "molecule/default/group_vars/pophub.yml").read_text())
 BOX = os.environ["POPHUB_TEST_BOX"]
 PORT = int(os.environ["POPHUB_TEST_PORT"])
+# The inventory's settings, and BOX's own host_vars: box B is reached at pophub.localhost, with
+# each user's server at a name under it (tests/e2e/conftest.py reads them the same way).
+SETTINGS = yaml.safe_load((ROOT / "molecule/default/group_vars/pophub.yml").read_text())
+HOST_VARS = ROOT / "molecule" / os.environ.get("POPHUB_TEST_SCENARIO", "default") / "host_vars" / f"{BOX}.yml"
+if HOST_VARS.exists():
+    SETTINGS.update(yaml.safe_load(HOST_VARS.read_text()))
+HUB_URL = f"https://{SETTINGS['pophub_domain']}:{PORT}"
+resolve_localhost_names()
 # What test_before.py leaves for test_after.py, on the controller: box A is gone by then.
 STATE = Path(os.environ.get("POPHUB_REBUILD_STATE", ROOT / ".cache/rebuild"))
 MARKER_USER = "rebuild-carol"
@@ -43,7 +50,7 @@ def cafile(tmp_path_factory):
 @pytest.fixture(scope="session")
 def login(cafile):
     def login(name):
-        user = HubClient(f"https://localhost:{PORT}", name, cafile)
+        user = HubClient(HUB_URL, name, cafile)
         user.login(SETTINGS["jupyterhub_shared_password"], note="pophub e2e")
         return user
 

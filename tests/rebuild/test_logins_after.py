@@ -4,7 +4,7 @@ table, and the token they made on box A still works."""
 import json
 
 import requests
-from conftest import MARKER_USER, PORT, STATE
+from conftest import HUB_URL, MARKER_USER, STATE
 
 READ = """
 import os, psycopg
@@ -28,7 +28,7 @@ def test_the_participant_finds_their_work(login):
 def test_a_token_made_on_box_a_still_works(cafile):
     marker = json.loads((STATE / "marker.json").read_text())
     response = requests.get(
-        f"https://localhost:{PORT}/hub/api/user", headers={"Authorization": f"token {marker['token']}"},
+        f"{HUB_URL}/hub/api/user", headers={"Authorization": f"token {marker['token']}"},
         verify=cafile, timeout=30,
     )  # fmt: skip
     assert response.status_code == 200, response.text

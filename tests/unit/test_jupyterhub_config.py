@@ -295,6 +295,22 @@ def test_hub_database_and_proxy(sample_config):
     assert BaseHandler.prepare._pophub is True
 
 
+def test_per_user_subdomains_reach_the_hub_and_its_proxy(hub_config, tmp_path, monkeypatch):
+    config = load(hub_config, render(tmp_path, {**SAMPLE, "jupyterhub_subdomain_host": "https://hub.example.org"}),
+                  monkeypatch)  # fmt: skip
+    assert config.JupyterHub.subdomain_host == "https://hub.example.org"
+    check_names(config)
+    # The proxy runs as its own unit, so it is told to route by name there (JupyterHub adds the
+    # flag only to a proxy it starts itself).
+    unit = tmp_path / "jupyterhub-proxy.service"
+    for subdomains, expected in (("https://hub.example.org", True), ("", False)):
+        render_template("etc/systemd/system/jupyterhub-proxy.service.j2", unit,
+                        {"jupyterhub_subdomain_host": subdomains})  # fmt: skip
+        command = " ".join(unit.read_text().split("ExecStart=")[1].split("\\\n"))
+        assert ("--host-routing" in command.split()) is expected, command
+        assert "/hub/error" in command.split("--error-target")[1]
+
+
 def test_idle_culler_is_a_service_with_least_privilege(sample_config):
     roles = {role["name"]: role for role in sample_config.JupyterHub.load_roles}
     services = {service["name"]: service for service in sample_config.JupyterHub.services}

@@ -25,6 +25,7 @@ SETTINGS = {
     "hub_ip": "127.0.0.1",
     "hub_port": 8081,
     "public_url": "",
+    "subdomain_host": "",
     "proxy_port": 8000,
     "proxy_api_port": 8001,
     "hand_back_port": 8082,
@@ -250,6 +251,19 @@ def test_the_hub_and_its_proxy():
     assert c.ConfigurableHTTPProxy.should_start is False and c.JupyterHub.cleanup_servers is False
     assert c.JupyterHub.db_url == "postgresql+psycopg://jupyterhub:hub-secret@127.0.0.1:5432/jupyterhub"
     assert "public_url" not in configured().JupyterHub
+
+
+def test_per_user_subdomains_move_servers_and_services_to_names_of_their_own():
+    assert "subdomain_host" not in configured().JupyterHub
+    assert configured().JupyterHub.template_vars["pophub_hand_back_url"] == "/services/hand-back/"
+    c = configured(public_url="https://hub.example.org:8443/", subdomain_host="https://hub.example.org:8443")
+    assert c.JupyterHub.subdomain_host == "https://hub.example.org:8443"
+    # The hub page's link goes where JupyterHub serves the service with subdomains.
+    from jupyterhub.utils import subdomain_hook_idna
+
+    assert subdomain_hook_idna("hand-back", "hub.example.org", "service") == "hand-back--service.hub.example.org"
+    link = c.JupyterHub.template_vars["pophub_hand_back_url"]
+    assert link == "https://hand-back--service.hub.example.org:8443/services/hand-back/"
 
 
 def test_servers():

@@ -16,6 +16,7 @@ import yaml
 from ansible_json import failures
 
 ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests/unit/data"  # test certificates: hub.example.org alone, and with *.hub.example.org
 GOOD = {
     "pophub_domain": "hub.example.org",
     "jupyterhub_shared_password": "event-password",
@@ -36,6 +37,14 @@ CONTROLS = {
     },
     # Role variables set directly in the inventory.
     "control-role-variable": {"host_security_fail2ban_maxretry": 10},
+    # Per-user subdomains with a self-signed certificate, and with a wildcard certificate of one's own.
+    "control-subdomains": {"pophub_user_subdomains": True},
+    "control-subdomains-provided": {
+        "pophub_user_subdomains": True,
+        "nginx_tls_mode": "provided",
+        "nginx_tls_certificate": str(DATA / "hub-example-org-wildcard.crt"),
+        "nginx_tls_private_key": str(ROOT / "README.md"),
+    },
 }
 
 # case name -> (settings over GOOD, words the error must contain)
@@ -60,6 +69,23 @@ CASES = {
     "letsencrypt-for-an-ip": (
         {"nginx_tls_mode": "letsencrypt", "nginx_letsencrypt_email": "a@example.org", "pophub_domain": "203.0.113.10"},
         "pophub_domain",
+    ),
+    "subdomains-under-one-label": (
+        {"pophub_user_subdomains": True, "pophub_domain": "localhost"},
+        "pophub_user_subdomains is true, which serves each participant at a name under pophub_domain (alice.localhost)",
+    ),
+    "subdomains-with-letsencrypt": (
+        {"pophub_user_subdomains": True, "nginx_tls_mode": "letsencrypt", "nginx_letsencrypt_email": "a@example.org"},
+        "nginx_tls_mode 'letsencrypt' cannot get one",
+    ),
+    "subdomains-with-a-certificate-for-one-name": (
+        {
+            "pophub_user_subdomains": True,
+            "nginx_tls_mode": "provided",
+            "nginx_tls_certificate": str(DATA / "hub-example-org.crt"),
+            "nginx_tls_private_key": str(ROOT / "README.md"),
+        },
+        "does not cover *.hub.example.org",
     ),
     "auth-unknown": ({"jupyterhub_authenticator": "ldap"}, "jupyterhub_authenticator"),
     "shared-password-short": ({"jupyterhub_shared_password": "short"}, "jupyterhub_shared_password"),

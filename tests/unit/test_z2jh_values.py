@@ -450,9 +450,11 @@ def test_what_has_no_equivalent_is_said_plainly(export):
     said = unmapped(export, "github")
     for words in ("Start-up hooks (workspace_start_hooks: 10-welcome)", "git sync of https://github.com/example/course.git",
                   "loading into the database", "no self-signed mode", "pophub_https_port 8443",
-                  "set pophub_z2jh_database_url", "SSH, fail2ban", "refusal of reserved names"):  # fmt: skip
+                  "set pophub_z2jh_database_url", "SSH, fail2ban", "refusal of reserved names",
+                  "set hub.config.JupyterHub.subdomain_host to https://hub.example.org"):  # fmt: skip
         assert words in said, said
     assert "self-signed" not in unmapped(export, "shared-password")
+    assert "subdomain_host" not in unmapped(export, "shared-password")
 
 
 # --- The login options come from the hub's own code ----------------------------------------------

@@ -9,13 +9,14 @@ import html
 import json
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pophub_hub import auth, db, eventday, spawner
 
 SETTINGS = frozenset(
     {
         "secrets_digest", "code_digest", "cookie_secret_file", "announcement_file",
-        "hub_ip", "hub_port", "public_url", "proxy_port", "proxy_api_port", "hand_back_port", "db",
+        "hub_ip", "hub_port", "public_url", "subdomain_host", "proxy_port", "proxy_api_port", "hand_back_port", "db",
         "authenticator", "admin_users", "allowed_users", "blocked_users",
         "native_open_signup", "native_minimum_password_length", "pam_group",
         "oauth_client_id", "github_url", "github_allowed_organizations", "github_admin_teams",
@@ -72,6 +73,10 @@ def _hub(c, settings, secrets):
     c.JupyterHub.hub_bind_url = f"http://{settings['hub_ip']}:{settings['hub_port']}"
     if settings["public_url"]:
         c.JupyterHub.public_url = settings["public_url"]
+    if settings["subdomain_host"]:
+        # Each server at a name of its own (alice.<domain>), so that what one user serves runs in an
+        # origin of its own; the proxy's unit routes by name (--host-routing) to match.
+        c.JupyterHub.subdomain_host = settings["subdomain_host"]
     # The proxy runs as its own unit (jupyterhub-proxy.service), so browser connections to running
     # servers survive a hub restart. Its token arrives as CONFIGPROXY_AUTH_TOKEN.
     c.ConfigurableHTTPProxy.should_start = False
@@ -109,12 +114,24 @@ def _pages(c, settings):
         # What `announce` set since (eventday.Announcement), read at every page, so the banner
         # changes without restarting the hub.
         "pophub_banner": eventday.Announcement(settings["announcement_file"], settings["announcement"]),
+        "pophub_hand_back_url": service_url(settings, "hand-back"),
     }
     if settings["authenticator"] == "native":
         # NativeAuthenticator's login page has its own template, whose only opening for text is the
         # login announcement: the name and the hint go there, above the organizer's announcement.
         lines = [settings["event_name"], auth.login_hint(settings), settings["announcement"]]
         c.JupyterHub.template_vars["announcement_login"] = "<br>".join(html.escape(line) for line in lines if line)
+
+
+def service_url(settings, name):
+    """Where a browser finds the hub's service `name`: under the hub's own name, or with subdomains
+    at a name of its own (JupyterHub's default subdomain hook: hand-back--service.<domain>)."""
+    path = f"/services/{name}/"
+    if not settings["subdomain_host"]:
+        return path
+    url = urlsplit(settings["subdomain_host"])
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{name}--service.{url.hostname}{port}{path}"
 
 
 def _servers(c, settings, secrets):

@@ -238,7 +238,9 @@ def main():
     from pophub_hub.config import read_settings
     from pophub_hub.eventday import SETTINGS_FILE
 
-    settings = {**read_settings(SETTINGS_FILE), "hub_prefix": "/hub/"}
+    settings = read_settings(SETTINGS_FILE)
+    # The hub's pages by their full address: with per-user subdomains this service has a name of its own.
+    settings["hub_prefix"] = f"{settings['public_url'] or '/'}hub/"
     make_app(settings).listen(settings["hand_back_port"], address="127.0.0.1")
     ioloop.IOLoop.current().start()
 
