@@ -53,7 +53,7 @@ class Poller(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self):
-        url = f"{self.user.hub_url}/user/{quote(self.user.name)}/api{self.path}"
+        url = f"{self.user.server_url()}api{self.path}"
         headers = {"Authorization": f"token {self.user.token}"}
         while not self.stopping.is_set():
             try:
@@ -380,9 +380,15 @@ def short_culling(tmp_path_factory):
     converge(tmp_path_factory)
 
 
-def culler_command():
-    pid = box_exec("pgrep", "-f", "jupyterhub_idle_culler").split()
-    return box_exec("cat", f"/proc/{pid[0]}/cmdline").replace("\0", " ") if pid else ""
+def culler_command(timeout=60):
+    """The running culler's command line. The hub starts its services after it answers /hub/health,
+    so a culler just restarted with the hub may take a few seconds to appear."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid = box_exec("pgrep", "-f", "jupyterhub_idle_culler", check=False).split()
+        if pid or time.monotonic() > deadline:
+            return box_exec("cat", f"/proc/{pid[0]}/cmdline", check=False).replace("\0", " ") if pid else ""
+        time.sleep(1)
 
 
 def test_the_culler_stops_idle_servers_and_keeps_busy_ones(short_culling, hub_user):
