@@ -2,6 +2,7 @@
 Every loop is bounded in count and in time; traffic goes to 127.0.0.1 and the box only."""
 
 import collections
+import contextlib
 import json
 import re
 import shutil
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -595,4 +597,73 @@ def footprint(ctx, running_user=None):
                 pss += sum(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
             out["user_server"] = {"docker_stats_mem": stats.get("MemUsage"), "processes": len(pids),
                                   "rss_mib": round(rss / 1024, 1), "pss_mib": round(pss / 1024, 1)}  # fmt: skip
+    return out
+
+
+# --- the browser path ----------------------------------------------------------------------
+def browser_path(ctx, name, code="print(5 * 4)", expect="20"):
+    """One participant in headless Chromium, the way a room's browsers go: the login page, the
+    form, the spawn page, their server starting, JupyterLab (through its OAuth round trip with the
+    hub), a new notebook and a cell's result; then a reload of JupyterLab, as after a lost
+    connection. Reports the bytes received on each visit by what served them, and the times."""
+    import chromium
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    if not shutil.which("chromedriver"):
+        return {"error": "chromium-driver is not installed (bin/pophub base-image installs it)"}
+    # A participant new to this box: JupyterLab shows a returning one their last notebook, not the launcher.
+    name = f"{name}-{uuid.uuid4().hex[:6]}"
+    profile = ctx.workdir / f"chromium-{name}"
+    shutil.rmtree(profile, ignore_errors=True)
+    driver = chromium.start(ctx.cafile, profile)
+
+    def until(condition, timeout=180):
+        return WebDriverWait(driver, timeout, poll_frequency=0.25).until(condition)
+
+    def visit():
+        by_kind = collections.Counter()
+        for url, size in chromium.received(driver):
+            if url.startswith("http"):
+                by_kind[chromium.kind(url)] += size
+        return {"bytes": sum(by_kind.values()), "by_kind": dict(by_kind.most_common())}
+
+    out, started = {}, time.monotonic()
+    try:
+        driver.get(f"{ctx.hub_url}/hub/login")
+        driver.find_element(By.ID, "username_input").send_keys(name)
+        driver.find_element(By.ID, "password_input").send_keys(ctx.password)
+        driver.find_element(By.ID, "login_submit").click()
+        until(seen.element_to_be_clickable((By.CSS_SELECTOR, "#spawn_form [type=submit]")), 60).click()
+        launcher = until(seen.element_to_be_clickable((By.CSS_SELECTOR, '.jp-LauncherCard[data-category="Notebook"]')))
+        out["seconds_to_jupyterlab"] = round(time.monotonic() - started, 2)
+        launcher.click()
+        accept = seen.element_to_be_clickable((By.CSS_SELECTOR, ".jp-Dialog .jp-mod-accept"))
+        idle = seen.text_to_be_present_in_element((By.ID, "jp-main-statusbar"), "Idle")
+        if until(seen.any_of(accept, idle), 90) is not True:
+            driver.find_element(By.CSS_SELECTOR, ".jp-Dialog .jp-mod-accept").click()
+            until(idle, 90)
+        editor = until(seen.element_to_be_clickable((By.CSS_SELECTOR, ".jp-Notebook .cm-content")), 60)
+        editor.click()
+        editor.send_keys(code)
+        editor.send_keys(Keys.SHIFT, Keys.ENTER)
+        until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, ".jp-OutputArea-output"), expect), 90)
+        out["seconds_to_result"] = round(time.monotonic() - started, 2)
+        out["server_url"] = driver.current_url.split("/lab")[0] + "/"
+        out["first_visit"] = visit()
+        driver.refresh()
+        until(seen.text_to_be_present_in_element((By.ID, "jp-main-statusbar"), "Idle"), 90)
+        time.sleep(2)  # what JupyterLab asks for once it is up (its settings, the kernel list)
+        out["reload"] = visit()
+    except Exception as error:  # noqa: BLE001 (the part reports what stopped it, the run goes on)
+        out["error"] = f"{type(error).__name__} at {driver.current_url}: {str(error)[:300]}"
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+        with contextlib.suppress(PhaseFailed, HubError, requests.RequestException):
+            user = ctx.participant(name)
+            if user.server_model():
+                user.stop()
     return out

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 GOALS = {
-    "rerun_seconds": 60,
+    "rerun_seconds": 45,
     "rerun_over_cold": 0.3,
     "spawn_over_floor": 1.5,
     "load_users": 30,
@@ -19,6 +19,8 @@ GOALS = {
     "tls_over_direct": 0.8,
     "hub_kill_seconds": 15,
     "wave_users": (30, 50),
+    "first_visit_mb": 2.0,
+    "reload_mb": 0.3,
 }
 
 
@@ -80,6 +82,12 @@ def goals_table(results):
                      f"{data['tls_over_direct']:.2f} ({data['tls']['requests_per_second']:.0f} / "
                      f"{data['direct']['requests_per_second']:.0f})",
                      f">= {GOALS['tls_over_direct']}", verdict(data["tls_over_direct"] >= GOALS["tls_over_direct"])))
+    browser = results.get("browser") or {}
+    for key, label, goal in (("first_visit", "Browser: login page to a cell's result", "first_visit_mb"),
+                             ("reload", "Browser: a reload of JupyterLab", "reload_mb")):  # fmt: skip
+        if key in browser:
+            megabytes = browser[key]["bytes"] / 1e6
+            rows.append((label, f"{megabytes:.2f} MB", f"<= {GOALS[goal]} MB", verdict(megabytes <= GOALS[goal])))
     kill = (results.get("recovery") or {}).get("hub_kill")
     if kill:
         ok = kill["seconds_to_healthy"] is not None and kill["seconds_to_healthy"] <= GOALS["hub_kill_seconds"]
@@ -239,6 +247,32 @@ def wave_section(results, wave):
     add("")
     out.extend(sizing_section(results, wave))
     return out
+
+
+def browser_section(browser):
+    """What one participant's browser received, by what served it: a venue connection carries this
+    once per participant."""
+    lines = ["## The browser path", ""]
+    if browser.get("error"):
+        return [*lines, f"The browser part stopped: {browser['error']}", ""]
+    lines += [
+        "One participant in headless Chromium (Debian's, driven by selenium; bench/chromium.py): the login page, "
+        "the form, the spawn page, the server starting, JupyterLab through its OAuth round trip with the hub, a new "
+        "notebook and a cell's result; then a reload of JupyterLab. Bytes as Chromium received them (compressed, "
+        "headers included, redirects too; nothing for what came from its cache). "
+        f"JupyterLab after {browser['seconds_to_jupyterlab']} s, the result after {browser['seconds_to_result']} s; "
+        f"the server at {browser['server_url']}.",
+        "",
+        "| Served by | First visit | Reload |",
+        "|---|---|---|",
+    ]
+    kinds = list(dict.fromkeys([*browser["first_visit"]["by_kind"], *browser["reload"]["by_kind"]]))
+    for kind in kinds:
+        first, again = browser["first_visit"]["by_kind"].get(kind, 0), browser["reload"]["by_kind"].get(kind, 0)
+        lines.append(f"| {kind} | {first / 1e3:.1f} KB | {again / 1e3:.1f} KB |")
+    lines.append(f"| **all** | **{browser['first_visit']['bytes'] / 1e6:.2f} MB** | "
+                 f"**{browser['reload']['bytes'] / 1e6:.2f} MB** |")  # fmt: skip
+    return [*lines, ""]
 
 
 def sizing_section(results, wave):
@@ -418,6 +452,9 @@ def markdown(results, images, findings=""):
     wave = results.get("wave")
     if wave:
         lines.extend(wave_section(results, wave))
+    browser = results.get("browser")
+    if browser:
+        lines.extend(browser_section(browser))
     data = results.get("data_path")
     if data:
         add("## Data path")

@@ -2,20 +2,18 @@
 picking an image, their server starting, JupyterLab, a notebook, a cell run and the memory meter.
 Also what it cost in bytes, a figure for a room on one venue connection."""
 
-import base64
-import hashlib
-import json
 import shutil
+import sys
 import tarfile
 import time
 import uuid
 
 import pytest
-from conftest import SETTINGS
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from conftest import ROOT, SETTINGS
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed; the browser test did not run")
+sys.path.insert(0, str(ROOT / "bench"))
+import chromium  # noqa: E402 (Chromium as a participant's browser, shared with the benchmark)
 from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -26,54 +24,20 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 NAME = f"e2e-browser-{uuid.uuid4().hex[:6]}"
 
 
-def spki_pin(cafile):
-    """The box certificate's key as Chromium pins it: base64 of SHA-256 of its SubjectPublicKeyInfo.
-    The browser then trusts this one key, and still refuses any other certificate."""
-    with open(cafile, "rb") as handle:
-        certificate = x509.load_pem_x509_certificate(handle.read())
-    key = certificate.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return base64.b64encode(hashlib.sha256(key).digest()).decode()
-
-
 @pytest.fixture(scope="module")
 def browser(cafile, tmp_path_factory):
     if not shutil.which("chromedriver"):
         pytest.skip("chromium-driver is not installed (bin/pophub test installs it); the browser test did not run")
-    options = webdriver.ChromeOptions()
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--window-size=1400,900",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
-        f"--ignore-certificate-errors-spki-list={spki_pin(cafile)}",
-    ):
-        options.add_argument(argument)
-    # Chromium's network events, to count what crossed the wire (wire_bytes).
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     downloads = tmp_path_factory.mktemp("downloads")
-    options.add_experimental_option(
-        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
-    )
-    driver = webdriver.Chrome(options=options)
-    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    driver = chromium.start(cafile, tmp_path_factory.mktemp("chromium"), downloads)
     driver.downloads = downloads
     yield driver
     driver.quit()
 
 
 def wire_bytes(driver):
-    """Bytes received over the network since the last call, every page and request together (the
-    login form, the redirects, the hub's pages, JupyterLab and its static files), as Chromium counts
-    them: compressed, headers included, and nothing for what came from its cache."""
-    entries = driver.get_log("performance")
-    received = 0
-    for entry in entries:
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.loadingFinished":
-            received += message["params"]["encodedDataLength"]
-    return received
+    """Bytes received over the network since the last call (bench/chromium.py counts them)."""
+    return sum(size for _, size in chromium.received(driver))
 
 
 def wait(driver, timeout=120):
