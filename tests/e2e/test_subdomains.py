@@ -64,9 +64,11 @@ def test_a_browser_reaches_its_server_through_the_hubs_login_and_no_cookie_spans
         assert DOMAIN in hops, f"the server's login did not go through the hub at {DOMAIN}: {hops}"
         cookies = list(browser.session.cookies)
         kept = {(cookie.name, cookie.domain) for cookie in cookies if not cookie.domain_specified}
-        # What logs the browser in, and its XSRF tokens, stay with the name that set them.
-        assert {("jupyterhub-hub-login", DOMAIN), ("_xsrf", DOMAIN)} <= kept, kept
-        assert {(f"jupyterhub-user-{browser.name}", server_name), ("_xsrf", server_name)} <= kept, kept
+        # What logs the browser in, and its XSRF tokens, stay with the name that set them; the login
+        # cookies are named __Host-, which a browser accepts only from that name, never one set by a page
+        # at another name under the hub's (cookie tossing).
+        assert {("__Host-jupyterhub-hub-login", DOMAIN), ("_xsrf", DOMAIN)} <= kept, kept
+        assert {(f"__Host-jupyterhub-user-{browser.name}", server_name), ("_xsrf", server_name)} <= kept, kept
         # The one cookie for every name under the hub's: JupyterHub's session id, shared on purpose (a
         # logout at the hub ends the session on every server). It logs nobody in, and scripts cannot read it.
         shared = [cookie for cookie in cookies if cookie.domain_specified]

@@ -258,6 +258,8 @@ def test_per_user_subdomains_move_servers_and_services_to_names_of_their_own():
     assert configured().JupyterHub.template_vars["pophub_hand_back_url"] == "/services/hand-back/"
     c = configured(public_url="https://hub.example.org:8443/", subdomain_host="https://hub.example.org:8443")
     assert c.JupyterHub.subdomain_host == "https://hub.example.org:8443"
+    assert c.JupyterHub.cookie_host_prefix_enabled is True
+    assert "cookie_host_prefix_enabled" not in configured().JupyterHub
     # The hub page's link goes where JupyterHub serves the service with subdomains.
     from jupyterhub.utils import subdomain_hook_idna
 

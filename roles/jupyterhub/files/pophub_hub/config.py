@@ -77,6 +77,9 @@ def _hub(c, settings, secrets):
         # Each server at a name of its own (alice.<domain>), so that what one user serves runs in an
         # origin of its own; the proxy's unit routes by name (--host-routing) to match.
         c.JupyterHub.subdomain_host = settings["subdomain_host"]
+        # And its login cookies named __Host-: a browser then takes them only from the name that set
+        # them, so a page at another name (a participant's server) cannot plant one for the hub to read.
+        c.JupyterHub.cookie_host_prefix_enabled = True
     # The proxy runs as its own unit (jupyterhub-proxy.service), so browser connections to running
     # servers survive a hub restart. Its token arrives as CONFIGPROXY_AUTH_TOKEN.
     c.ConfigurableHTTPProxy.should_start = False
