@@ -11,7 +11,7 @@ import socket
 import time
 import uuid
 from contextlib import contextmanager
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 import websocket
@@ -136,10 +136,20 @@ class HubClient:
             raise HubError(f"the login page answered {form.status_code}")
         return self.session.post(
             f"{self.hub_url}/hub/login",
-            data={"username": self.name, "password": password, "_xsrf": self.session.cookies.get("_xsrf")},
+            data={"username": self.name, "password": password, "_xsrf": self.hub_xsrf()},
             allow_redirects=False,
             timeout=self.timeout,
         )
+
+    def hub_xsrf(self):
+        """The hub's XSRF cookie. With per-user subdomains a browser that opened its server also
+        holds that server's, under the same name and another host."""
+        host = urlsplit(self.hub_url).hostname
+        for cookie in self.session.cookies:
+            # http.cookiejar files a host without a dot (localhost) under <host>.local.
+            if cookie.name == "_xsrf" and cookie.domain.lstrip(".") in (host, f"{host}.local"):
+                return cookie.value
+        return None
 
     def login(self, password, note="pophub", expires_in=3600):
         """Log in, then make an API token with the browser session as the token page does."""
@@ -152,7 +162,7 @@ class HubClient:
         made = self.session.post(
             f"{self.hub_url}/hub/api/users/{quote(self.name)}/tokens",
             json={"note": note, "expires_in": expires_in},
-            headers={"X-XSRFToken": self.session.cookies.get("_xsrf")},
+            headers={"X-XSRFToken": self.hub_xsrf()},
             timeout=self.timeout,
         )
         if made.status_code != 201:
