@@ -38,6 +38,16 @@ options:
         default: file
       prefix: {description: What a secret starts with (e.g. NAME= for an environment file)., type: str, default: ""}
       newline: {description: Whether a secret ends with a newline., type: bool, default: true}
+      default_acl:
+        description: >-
+          A directory's default ACL entries as getfacl writes them (user::rwx, other::r-x), which
+          new files in it inherit; added with setfacl when missing, other entries left alone.
+        type: list
+        elements: str
+      return_content:
+        description: Return the secret's text in contents (give the task no_log), so no second module run reads it.
+        type: bool
+        default: false
       content: {description: The file's whole text (state file)., type: str}
       owner: {description: Owner, a name or a number; the module's owner if unset., type: str}
       group: {description: Group, a name or a number; the module's group if unset., type: str}
@@ -50,6 +60,7 @@ options:
 
 RETURN = r"""
 changed_paths: {description: The entries' paths that changed (content, existence or attributes)., type: list}
+contents: {description: The text of each secret asked for with return_content, by path., type: dict}
 """
 
 ENTRY_SPEC = {
@@ -57,6 +68,8 @@ ENTRY_SPEC = {
     "state": {"type": "str", "choices": ["file", "directory", "secret"], "default": "file"},
     "prefix": {"type": "str", "default": ""},
     "newline": {"type": "bool", "default": True},
+    "return_content": {"type": "bool", "default": False},
+    "default_acl": {"type": "list", "elements": "str", "default": []},
     "content": {"type": "str"},
     "owner": {"type": "str"},
     "group": {"type": "str"},
@@ -111,6 +124,25 @@ def apply_attributes(path, uid, gid, mode):
     os.chmod(path, mode)
 
 
+def missing_default_acl(run_command, path, wanted):
+    """The wanted default ACL entries (as getfacl writes them, user::rwx) the directory lacks."""
+    if not wanted:
+        return []
+    rc, out, err = run_command(["getfacl", "--omit-header", "--default", "--absolute-names", path])
+    if rc != 0:
+        raise EntryError(f"getfacl could not read its ACL: {(err or out).strip()}")
+    have = {line.strip() for line in out.splitlines()}
+    return [acl for acl in wanted if acl not in have]
+
+
+def set_default_acl(run_command, path, wanted):
+    if not wanted:
+        return
+    rc, out, err = run_command(["setfacl", "--default", "--modify", ",".join(wanted), path])
+    if rc != 0:
+        raise EntryError(f"setfacl could not set the default ACL {','.join(wanted)}: {(err or out).strip()}")
+
+
 def validate(run_command, command, path):
     if "%s" not in command:
         raise EntryError(f"validate {command!r} has no %s for the new file's path")
@@ -155,10 +187,16 @@ def ensure(entry, defaults, check_mode, run_command):
             if not check_mode:
                 os.makedirs(dest)
                 apply_attributes(dest, uid, gid, mode)
+                set_default_acl(run_command, dest, entry["default_acl"])
             return True, {"before": {"path": dest, "state": "absent"}, "after": {"path": dest, "state": "directory"}}
         changes = attribute_changes(dest, uid, gid, mode)
         if changes and not check_mode:
             apply_attributes(dest, uid, gid, mode)
+        missing = missing_default_acl(run_command, dest, entry["default_acl"])
+        if missing:
+            changes["default_acl"] = ("without " + ",".join(missing), ",".join(entry["default_acl"]))
+            if not check_mode:
+                set_default_acl(run_command, dest, entry["default_acl"])
         return bool(changes), attribute_diff(dest, changes)
 
     if entry["content"] is None:
@@ -220,7 +258,7 @@ def main():
         supports_check_mode=True,
     )
     defaults = {key: module.params[key] for key in ("owner", "group", "mode")}
-    changed_paths, diffs = [], []
+    changed_paths, diffs, contents = [], [], {}
     for entry in module.params["files"]:
         try:
             changed, diff = ensure(entry, defaults, module.check_mode, module.run_command)
@@ -234,7 +272,10 @@ def main():
             changed_paths.append(entry["dest"])
         if diff:
             diffs.append(diff)
-    module.exit_json(changed=bool(changed_paths), changed_paths=changed_paths, diff=diffs)
+        if entry["return_content"] and entry["state"] == "secret" and os.path.isfile(entry["dest"]):
+            with open(entry["dest"]) as f:
+                contents[entry["dest"]] = f.read()
+    module.exit_json(changed=bool(changed_paths), changed_paths=changed_paths, diff=diffs, contents=contents)
 
 
 if __name__ == "__main__":

@@ -167,3 +167,30 @@ def test_a_secret_without_a_newline(tmp_path):
     path = tmp_path / "password"
     run([{"dest": str(path), "state": "secret", "newline": False}])
     assert len(path.read_text()) == 64
+
+
+def test_a_secret_is_returned_only_when_asked_for(tmp_path):
+    asked, other = tmp_path / "asked", tmp_path / "other"
+    result = run(
+        [{"dest": str(asked), "state": "secret", "return_content": True}, {"dest": str(other), "state": "secret"}]
+    )
+    assert result["contents"] == {str(asked): asked.read_text()}
+    assert run([{"dest": str(asked), "state": "secret", "return_content": True}])["contents"] == {
+        str(asked): asked.read_text()
+    }
+
+
+def test_a_directory_gets_its_default_acl_once(tmp_path):
+    team = tmp_path / "team"
+    acl = ["user::rwx", "group::rwx", "mask::rwx", "other::r-x"]
+    entry = {"dest": str(team), "state": "directory", "mode": "2775", "default_acl": acl}
+    assert run([entry])["changed_paths"] == [str(team)]
+    shown = subprocess.run(
+        ["getfacl", "--omit-header", "--default", str(team)], capture_output=True, text=True, check=True
+    )
+    assert set(acl) <= set(shown.stdout.split())
+    assert run([entry])["changed_paths"] == []
+    subprocess.run(["setfacl", "--remove-default", str(team)], check=True)
+    assert run([entry], check_mode=True)["changed_paths"] == [str(team)]
+    assert run([entry])["changed_paths"] == [str(team)]
+    assert run([entry])["changed_paths"] == []
