@@ -170,8 +170,12 @@ def test_a_renewal_that_fails_keeps_the_certificate_serving_and_says_why_in_the_
         box_exec("sh", "-c", f"printf '[Service]\\nExecStart=\\nExecStart=%s\\n' '{forced}' >{FORCE}")
         box_exec("systemctl", "daemon-reload")
         since = box_exec("date", "+%Y-%m-%d %H:%M:%S").strip()
-        assert not box_succeeds("systemctl", "start", "certbot.service"), "the renewal should have failed"
+        renewed = box_succeeds("systemctl", "start", "certbot.service")
         journal = box_exec("journalctl", "-u", "certbot.service", "--since", since, "--no-pager")
+        # (CI at 30e5bbb once saw this renewal succeed, unexplained; the journal says why if it recurs.)
+        if renewed:
+            pebble_log = box_exec("journalctl", "-u", "pophub-test-pebble", "-n", "40", "--no-pager")
+            pytest.fail(f"the renewal should have failed; certbot's journal:\n{journal}\nPebble's:\n{pebble_log}")
         assert f"Failed to renew certificate {NAME}" in journal and "could not resolve URL" in journal, journal
         assert "certbot.service: Failed with result 'exit-code'" in journal, journal
         status, _, still = served(issued)
