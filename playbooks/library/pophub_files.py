@@ -82,22 +82,14 @@ class EntryError(Exception):
     pass
 
 
-def uid_of(name):
+def id_of(name, kind):
+    """A user's or group's number from its name or number (kind: "user" or "group")."""
     if name.isdigit():
         return int(name)
     try:
-        return pwd.getpwnam(name).pw_uid
+        return pwd.getpwnam(name).pw_uid if kind == "user" else grp.getgrnam(name).gr_gid
     except KeyError:
-        raise EntryError(f"there is no user {name!r} on the box") from None
-
-
-def gid_of(name):
-    if name.isdigit():
-        return int(name)
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        raise EntryError(f"there is no group {name!r} on the box") from None
+        raise EntryError(f"there is no {kind} {name!r} on the box") from None
 
 
 def mode_of(text):
@@ -157,8 +149,8 @@ def ensure(entry, defaults, check_mode, run_command):
     if not os.path.isabs(dest):
         raise EntryError("dest must be an absolute path")
     is_dir = entry["state"] == "directory"
-    uid = uid_of(entry["owner"] or defaults["owner"])
-    gid = gid_of(entry["group"] or defaults["group"])
+    uid = id_of(entry["owner"] or defaults["owner"], "user")
+    gid = id_of(entry["group"] or defaults["group"], "group")
     mode = mode_of(
         entry["mode"] or defaults["mode"] or {"directory": "0755", "secret": "0600"}.get(entry["state"], "0644")
     )

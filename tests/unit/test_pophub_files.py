@@ -194,3 +194,12 @@ def test_a_directory_gets_its_default_acl_once(tmp_path):
     assert run([entry], check_mode=True)["changed_paths"] == [str(team)]
     assert run([entry])["changed_paths"] == [str(team)]
     assert run([entry])["changed_paths"] == []
+
+
+def test_owner_and_group_may_be_numbers(tmp_path):
+    path = tmp_path / "f"
+    result = run([{"dest": str(path), "content": "x", "owner": str(os.getuid()), "group": str(os.getgid())}])
+    assert result["changed_paths"] == [str(path)]
+    assert (os.stat(path).st_uid, os.stat(path).st_gid) == (os.getuid(), os.getgid())
+    bad = run([{"dest": str(tmp_path / "g"), "content": "x", "group": "no-such-group-here"}])
+    assert bad["msg"] == f"{tmp_path / 'g'}: there is no group 'no-such-group-here' on the box"
