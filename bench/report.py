@@ -522,6 +522,16 @@ def markdown(results, images, findings=""):
     return "\n".join(lines)
 
 
+def fresh_dir(path):
+    """`path`, or `path-2`, `path-3`... if it is taken: a second run on the same day and machine
+    never replaces the results of the first (committed runs among them)."""
+    path, number = Path(path), 2
+    candidate = path
+    while candidate.exists():
+        candidate, number = path.with_name(f"{path.name}-{number}"), number + 1
+    return candidate
+
+
 def write(results, outdir):
     outdir = Path(outdir)
     images = plots(results, outdir)
