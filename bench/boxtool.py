@@ -19,6 +19,7 @@ import argparse
 import http.client
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -158,6 +159,29 @@ def load(args):
     print(json.dumps(result))
 
 
+# --- a container's CPU ---------------------------------------------------------------------
+def container_cpu_seconds(name):
+    """The CPU-seconds a container has used since it was started: its cgroup's counter, as the
+    engine's stats API reports it (one sample, no waiting for a second one)."""
+    connection = http.client.HTTPConnection("docker")
+    connection.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.sock.settimeout(30)
+    connection.sock.connect("/var/run/docker.sock")
+    try:
+        connection.request("GET", f"/containers/{name}/stats?stream=false&one-shot=true")
+        response = connection.getresponse()
+        stats = json.loads(response.read())
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"docker stats of {name}: HTTP {response.status} {stats}")
+    return round(stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9, 3)
+
+
+def container_cpu(args):
+    print(json.dumps({"cpu_seconds": container_cpu_seconds(args.name)}))
+
+
 # --- floor ---------------------------------------------------------------------------------
 def floor(args):
     """The same image on the same engine, started by hand, until Jupyter answers over HTTP."""
@@ -181,7 +205,8 @@ def floor(args):
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     if response.status == 200:
-                        print(json.dumps({"seconds": round(time.monotonic() - started, 3)}))
+                        seconds = round(time.monotonic() - started, 3)
+                        print(json.dumps({"seconds": seconds, "cpu_seconds": container_cpu_seconds(name)}))
                         return
             except (OSError, urllib.error.URLError):
                 pass
@@ -321,13 +346,16 @@ def main():
     p.add_argument("image")
     p.add_argument("--network", required=True)
     p.add_argument("--timeout", type=float, default=120)
+    p = commands.add_parser("container-cpu")
+    p.add_argument("name")
     commands.add_parser("footprint")
     p = commands.add_parser("cpu")
     p.add_argument("out")
     p.add_argument("--duration", type=float, required=True)
     p.add_argument("--interval", type=float, default=1.0)
     args = parser.parse_args()
-    {"load": load, "floor": floor, "footprint": footprint, "cpu": cpu}[args.command](args)
+    run = {"load": load, "floor": floor, "container-cpu": container_cpu, "footprint": footprint, "cpu": cpu}
+    run[args.command](args)
 
 
 if __name__ == "__main__":

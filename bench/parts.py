@@ -159,43 +159,94 @@ def summarize_profile(path, top=12):
 
 
 # --- spawn latency -------------------------------------------------------------------------
+# The event image as it was before pophub removed rfc3987-syntax (jsonschema's IRI checker, which
+# builds a grammar at every server start): the same image with that one package put back (the
+# version jsonschema's format-nongpl extra installed; lark, its dependency, is still in the image).
+# Built in the box from PyPI, so its floor is measured in the same run as the image's own.
+AS_BEFORE_IMAGE = "pophub-bench/as-before:rfc3987-syntax"
+AS_BEFORE_RECIPE = """FROM {image}
+RUN PIP_USER=0 pip install --no-cache-dir --no-deps rfc3987-syntax==1.1.0 && python3 -c "import rfc3987_syntax"
+"""
+
+
 def spawn_latency(ctx, runs):
     """`runs` hub spawns of one user against `runs` floor starts, interleaved, so both see the same
-    load from whatever else the machine runs. One warm-up of each is not counted."""
+    load from whatever else the machine runs, and the CPU each start cost; the floor of the image
+    as it was before rfc3987-syntax left it, interleaved too. One warm-up of each is not counted."""
     started = time.monotonic()
     user = ctx.participant("bench-spawn")
     image = ctx.box.image()
     spawns, floors, errors = [], [], []
+    # CPU-seconds of each start, create to ready, from the container's cgroup (docker stats).
+    spawn_cpu, floor_cpu = [], []
+    # DockerSpawner's name for the user's container: jupyter-<name>, a '-' escaped as '-2d'.
+    container = "jupyter-" + user.name.replace("-", "-2d")
 
     def one_spawn():
         started = time.monotonic()
         user.spawn()
         seconds = time.monotonic() - started
-        user.stop()
-        return seconds
+        try:
+            cpu = ctx.box.boxtool("container-cpu", container, timeout=60)["cpu_seconds"]
+        finally:
+            user.stop()
+        return seconds, cpu
 
-    def one_floor():
-        return ctx.box.boxtool("floor", image, "--network", "pophub-users", timeout=180)["seconds"]
+    def one_spawn_as_before():
+        """A hub spawn of the image as it was: its tag lent to that image for one start, then given back."""
+        ctx.box.exec("docker", "tag", AS_BEFORE_IMAGE, image)
+        try:
+            return one_spawn()[1]
+        finally:
+            ctx.box.exec("docker", "tag", image_id, image)
 
+    def one_floor(of=image):
+        answer = ctx.box.boxtool("floor", of, "--network", "pophub-users", timeout=180)
+        return answer["seconds"], answer["cpu_seconds"]
+
+    as_before_cpu, as_before_spawn_cpu, as_before_error = [], [], None
+    image_id = ctx.box.exec("docker", "image", "inspect", "-f", "{{.Id}}", image).strip()
+    try:
+        ctx.box.exec("docker", "build", "-q", "-t", AS_BEFORE_IMAGE, "-", stdin=AS_BEFORE_RECIPE.format(image=image))
+    except (RuntimeError, subprocess.SubprocessError) as error:
+        as_before_error = f"the image as it was before could not be built: {str(error)[-300:]}"
     one_spawn(), one_floor()
     for index in range(runs):
         try:
-            spawns.append(one_spawn())
-        except PhaseFailed as error:
+            seconds, cpu = one_spawn()
+            spawns.append(seconds)
+            spawn_cpu.append(cpu)
+        except (PhaseFailed, RuntimeError, subprocess.SubprocessError) as error:
             errors.append(str(error))
             ctx.stop_servers([user.name])
         try:
-            floors.append(one_floor())
+            seconds, cpu = one_floor()
+            floors.append(seconds)
+            floor_cpu.append(cpu)
         except (RuntimeError, subprocess.SubprocessError, TypeError) as error:
             errors.append(f"floor: {error}")
-        ctx.log(f"  spawn {index + 1}/{runs}: hub {spawns[-1] if spawns else float('nan'):.2f} s, "
-                f"floor {floors[-1] if floors else float('nan'):.2f} s")  # fmt: skip
+        if not as_before_error:
+            try:
+                as_before_cpu.append(one_floor(AS_BEFORE_IMAGE)[1])
+                as_before_spawn_cpu.append(one_spawn_as_before())
+            except (PhaseFailed, RuntimeError, subprocess.SubprocessError, TypeError) as error:
+                errors.append(f"the image as before: {error}")
+                ctx.stop_servers([user.name])
+        ctx.log(f"  spawn {index + 1}/{runs}: hub {spawns[-1] if spawns else float('nan'):.2f} s "
+                f"({spawn_cpu[-1] if spawn_cpu else float('nan'):.2f} core-s), floor "
+                f"{floors[-1] if floors else float('nan'):.2f} s ({floor_cpu[-1] if floor_cpu else float('nan'):.2f} "
+                f"core-s); the image as before: floor {as_before_cpu[-1] if as_before_cpu else float('nan'):.2f}, "
+                f"hub {as_before_spawn_cpu[-1] if as_before_spawn_cpu else float('nan'):.2f} core-s")  # fmt: skip
+    ctx.box.exec("docker", "image", "rm", "-f", AS_BEFORE_IMAGE, check=False)
     hub, bare = summary(spawns), summary(floors)
     ratio = round(hub["median"] / bare["median"], 2) if hub["median"] and bare["median"] else None
     journal = ctx.box.exec("journalctl", "-u", "jupyterhub", "--no-pager", "-o", "short-iso-precise",
                            "--since", f"-{int(time.monotonic() - started) + 5}s", check=False)  # fmt: skip
     return {"image": image, "hub": hub, "floor": bare, "median_ratio": ratio,
             "hub_seconds": [round(s, 3) for s in spawns], "floor_seconds": [round(s, 3) for s in floors],
+            "cpu_per_start": {"hub": summary(spawn_cpu), "floor": summary(floor_cpu),
+                              "floor_as_before": summary(as_before_cpu), "hub_as_before": summary(as_before_spawn_cpu),
+                              "as_before_error": as_before_error},
             "breakdown": spawn_breakdown(journal, user.name), "errors": errors}  # fmt: skip
 
 

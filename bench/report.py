@@ -13,6 +13,8 @@ GOALS = {
     "rerun_seconds": 45,
     "rerun_over_cold": 0.3,
     "spawn_over_floor": 1.5,
+    # The CPU of a server start, at most half what it was (the image with rfc3987-syntax).
+    "start_cpu_over_before": 0.5,
     "load_users": 30,
     "login_p95": 2.0,
     "first_result_p95": 30.0,
@@ -52,6 +54,14 @@ def goals_table(results):
         rows.append(("Spawn median / docker run floor",
                      f"{spawn['median_ratio']:.2f} ({spawn['hub']['median']:.2f} s / {spawn['floor']['median']:.2f} s)",
                      f"<= {GOALS['spawn_over_floor']}", verdict(spawn["median_ratio"] <= GOALS["spawn_over_floor"])))
+    cpu = (spawn or {}).get("cpu_per_start") or {}
+    for key, label in (("hub", "hub spawn"), ("floor", "floor")):
+        now, before = (cpu.get(key) or {}).get("median"), (cpu.get(f"{key}_as_before") or {}).get("median")
+        if now and before:
+            goal = GOALS["start_cpu_over_before"]
+            rows.append((f"CPU per server start ({label}), now / image as before",
+                         f"{now / before:.2f} ({now:.2f} / {before:.2f} core-s)", f"<= {goal}",
+                         verdict(now / before <= goal)))
     for level in results.get("load", []):
         if level["users"] != GOALS["load_users"]:
             continue
@@ -240,6 +250,16 @@ def wave_section(results, wave):
             f"{fmt(phases['first_result']['median'])} / {fmt(p95)} | {cost:.2f} | {split} | "
             f"{fmt(p95 / floor if p95 and floor else None)} ({fmt(floor, ' s')}) |")
     add("")
+    start_cpu = ((results.get("spawn") or {}).get("cpu_per_start") or {}).get("hub", {}).get("median")
+    if start_cpu:
+        add(f"Against the CPU of the starts alone (the spawn part: {start_cpu:.2f} core-s per start, from the "
+            "container's cgroup), the floor of a room of N is N x that / cores: "
+            + "; ".join(f"{level['users']}: p95 {fmt(level['phases']['first_result']['p95'], ' s')} over "
+                        f"{level['users'] * start_cpu / cores:.1f} s = "
+                        f"{fmt(level['phases']['first_result']['p95'] / (level['users'] * start_cpu / cores))}"
+                        for level in wave if level["phases"]["first_result"]["p95"])
+            + ".")
+        add("")
     for level in wave:
         if level["error_page_kinds"]:
             add(f"- {level['users']} users, error pages: "
@@ -389,7 +409,26 @@ def markdown(results, images, findings=""):
             add(f"| {key} | {s['n']} | {fmt(s['median'], ' s')} | {fmt(s['p95'], ' s')} | {fmt(s['min'], ' s')} | "
                 f"{fmt(s['max'], ' s')} |")
         add("")
-        add(f"Ratio of medians: {fmt(spawn['median_ratio'])}.")
+        over = spawn["hub"]["median"] - spawn["floor"]["median"] if spawn["median_ratio"] else None
+        add(f"Ratio of medians: {fmt(spawn['median_ratio'])}; the hub's spawn takes {fmt(over, ' s')} more than "
+            "the floor.")
+        cpu = spawn.get("cpu_per_start")
+        if cpu and cpu["hub"]["median"] is not None:
+            add("")
+            add(f"CPU one start costs, create to ready, from the container's cgroup (the engine's stats): hub spawn "
+                f"median {fmt(cpu['hub']['median'], ' core-s')} (p95 {fmt(cpu['hub']['p95'], ' core-s')}), "
+                f"`docker run` floor median {fmt(cpu['floor']['median'], ' core-s')}.")
+            before = cpu.get("floor_as_before") or {}
+            hub_before = cpu.get("hub_as_before") or {}
+            if before.get("median"):
+                add(f"The image as it was before pophub removed rfc3987-syntax (that one package put back, built in "
+                    f"the box in this run, interleaved with the rest; the hub's spawns of it under the event image's "
+                    f"tag): floor median {fmt(before['median'], ' core-s')} per start, now "
+                    f"{cpu['floor']['median'] / before['median']:.2f} of it; hub spawn median "
+                    f"{fmt(hub_before.get('median'), ' core-s')}, now "
+                    f"{fmt(cpu['hub']['median'] / hub_before['median'] if hub_before.get('median') else None)} of it.")
+            elif cpu.get("as_before_error"):
+                add(f"The floor of the image as it was before did not run: {cpu['as_before_error']}")
         breakdown = spawn.get("breakdown")
         if breakdown and breakdown["before_container_start"]["n"]:
             add("")
