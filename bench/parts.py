@@ -21,6 +21,7 @@ import requests
 from participant import PHASES, Participant, PhaseFailed, session_flow
 
 from pophub.hubclient import HubError
+from pophub_hub.eventday import container_name
 
 
 class Context:
@@ -179,8 +180,7 @@ def spawn_latency(ctx, runs):
     spawns, floors, errors = [], [], []
     # CPU-seconds of each start, create to ready, from the container's cgroup (docker stats).
     spawn_cpu, floor_cpu = [], []
-    # DockerSpawner's name for the user's container: jupyter-<name>, a '-' escaped as '-2d'.
-    container = "jupyter-" + user.name.replace("-", "-2d")
+    container = container_name(user.name)
 
     def one_spawn():
         started = time.monotonic()
